@@ -1,0 +1,53 @@
+"""The integration-event registry: every event type the system publishes, its version, who produces it,
+what it means, and which handlers consume it. Handlers register themselves with `@handles(kind)`."""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sessions_app.types import SESSION_TYPES
+
+SESSION_CREATED = "session.created"
+MEETING_OPERATION_RESULT = "session.meeting.operation.result"
+
+_KINDS = {
+    SESSION_CREATED: (1, ("sessions_app.services.session_book",), "A session was booked; its meeting is to be provisioned."),
+    MEETING_OPERATION_RESULT: (
+        1,
+        ("sessions_app saga",),
+        "A meeting operation (create, update, cancel) on a session succeeded or failed for good.",
+    ),
+}
+
+
+@dataclass
+class EventType:
+    name: str
+    kind: str
+    version: int
+    producers: tuple[str, ...]
+    description: str
+    handlers: list[Callable] = field(default_factory=list)
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    f"{session_type}.{kind}": EventType(f"{session_type}.{kind}", kind, version, producers, description)
+    for session_type in SESSION_TYPES
+    for kind, (version, producers, description) in _KINDS.items()
+}
+
+
+def event_type_get(name: str) -> EventType:
+    return EVENT_TYPES[name]
+
+
+def handles(kind: str) -> Callable[[Callable], Callable]:
+    """Register the decorated function as a handler of `kind` for every session type."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+
+    def register(handler: Callable) -> Callable:
+        for event_type in EVENT_TYPES.values():
+            if event_type.kind == kind and handler not in event_type.handlers:
+                event_type.handlers.append(handler)
+        return handler
+
+    return register

@@ -1,0 +1,21 @@
+from django.contrib import admin
+
+from calendar_app.models import CalendarSlot
+
+
+@admin.register(CalendarSlot)
+class CalendarSlotAdmin(admin.ModelAdmin):
+    list_display = ["id", "user", "start", "end", "status", "session_type", "session_id", "meeting_id"]
+    list_filter = ["status", "session_type"]
+    search_fields = ["id", "session_id", "meeting_id", "user__id", "user__username"]
+    list_select_related = ["user"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    autocomplete_fields = ["user"]
+
+    @admin.display(ordering="during")
+    def start(self, slot):
+        return slot.start
+
+    @admin.display()
+    def end(self, slot):
+        return slot.end

@@ -1,0 +1,57 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Entitlement(models.Model):
+    """Units of one billable session type a student has bought."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="entitlements")
+    session_type = models.CharField(max_length=32)
+    units_bought = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["student", "session_type"], name="entitlement_one_per_student_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.units_bought} x {self.session_type} for {self.student_id}"
+
+
+class HoldStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RELEASED = "released", "Released"
+    CONSUMED = "consumed", "Consumed"
+
+
+class Hold(models.Model):
+    """One unit of an entitlement reserved for one session; released if the session does not happen."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT, related_name="holds")
+    # The session this unit is held for. Not a foreign key: holds know nothing of sessions.
+    session_id = models.UUIDField(db_index=True)
+    status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=HoldStatus.values), name="hold_status_valid"),
+            # A session never holds two live units of the same entitlement.
+            models.UniqueConstraint(
+                fields=["entitlement", "session_id"],
+                condition=~models.Q(status=HoldStatus.RELEASED),
+                name="hold_one_live_per_session",
+            ),
+        ]
+        indexes = [models.Index(fields=["entitlement", "status"], name="hold_entitlement_status")]
+
+    def __str__(self) -> str:
+        return f"hold {self.id} ({self.status})"

@@ -1,0 +1,42 @@
+import uuid
+
+from django.db import models
+
+
+class MeetingProvider(models.TextChoices):
+    FEISHU = "feishu", "Feishu"
+    ZOOM = "zoom", "Zoom"
+
+
+class MeetingStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Meeting(models.Model):
+    """A meeting that exists (or existed) at a provider. A row is written as soon as the provider answers."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.CharField(max_length=16, choices=MeetingProvider.choices)
+    # Feishu's reserve id or Zoom's meeting id: what update and cancel address at the provider.
+    provider_meeting_id = models.CharField(max_length=128)
+    meeting_no = models.CharField(max_length=64, blank=True)
+    join_url = models.URLField(max_length=1000)
+    host_id = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=MeetingStatus.choices, default=MeetingStatus.ACTIVE)
+    start_time = models.DateTimeField()
+    duration_minutes = models.PositiveIntegerField()
+    topic = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_meeting_id"], name="meeting_unique_at_provider"),
+            models.CheckConstraint(condition=models.Q(status__in=MeetingStatus.values), name="meeting_status_valid"),
+            models.CheckConstraint(condition=models.Q(provider__in=MeetingProvider.values), name="meeting_provider_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} meeting {self.meeting_no or self.provider_meeting_id} ({self.status})"

@@ -1,0 +1,68 @@
+"""Idempotency-Key handling for booking: one booking per (counselor, key), the first answer replayed.
+
+The key is claimed with a transaction-scoped advisory lock, so a second request with the same key
+while the first is still running is told so at once (409), and the record is written in the same
+transaction as the booking: a crash can never leave a booking without its record or the reverse.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from booking_project.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from sessions_app.models import IdempotencyRecord, Session
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    key: str
+    fingerprint: str
+    # Renders the first answer inside the booking transaction, so the record and the booking commit together.
+    render: Callable[[Session], dict[str, Any]]
+    response_status: int = 201
+
+
+def request_fingerprint(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_claim(*, counselor_id: UUID, request: IdempotentRequest) -> IdempotencyRecord | None:
+    """Inside the booking transaction: lock the key and return the remembered answer, if any.
+
+    Raises IdempotencyKeyInUse while another transaction holds the key, IdempotencyKeyReused when the
+    key was first used with another body.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [f"idempotency:{counselor_id}:{request.key}"]
+        )
+        (locked,) = cursor.fetchone()
+    if not locked:
+        raise IdempotencyKeyInUse()
+    record = IdempotencyRecord.objects.filter(counselor_id=counselor_id, key=request.key).first()
+    if record is None:
+        return None
+    if record.created_at < timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
+        record.delete()  # expired: the key is free again
+        return None
+    if record.request_fingerprint != request.fingerprint:
+        raise IdempotencyKeyReused()
+    return record
+
+
+def idempotency_remember(*, counselor_id: UUID, request: IdempotentRequest, session: Session) -> None:
+    IdempotencyRecord.objects.create(
+        counselor_id=counselor_id,
+        key=request.key,
+        request_fingerprint=request.fingerprint,
+        session=session,
+        response_status=request.response_status,
+        response_body=request.render(session),
+    )

@@ -1,0 +1,49 @@
+"""Every read of sessions used by the API and the admin."""
+from datetime import datetime
+from uuid import UUID
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from accounts_app.models import Role, User
+from booking_project.errors import NotFound
+from sessions_app.models import Session, SessionStudent
+
+
+def sessions_visible_to(*, viewer: User) -> QuerySet[Session]:
+    """Staff see every session; a counselor sees the sessions of the students assigned to them."""
+    sessions = Session.objects.select_related("meeting").prefetch_related("session_students")
+    if viewer.role == Role.STAFF or viewer.is_superuser:
+        return sessions
+    if viewer.role != Role.COUNSELOR:
+        return sessions.none()
+    own_student = SessionStudent.objects.filter(session=OuterRef("pk"), student__profile__counselor=viewer)
+    return sessions.filter(Exists(own_student))
+
+
+def session_get_for_viewer(*, viewer: User, session_id: UUID) -> Session:
+    """The session, or NotFound when it does not exist or is not the viewer's (the two look the same)."""
+    session = sessions_visible_to(viewer=viewer).filter(id=session_id).first()
+    if session is None:
+        raise NotFound("No such session.")
+    return session
+
+
+def session_list_for_viewer(
+    *,
+    viewer: User,
+    status: str | None = None,
+    session_type: str | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+) -> QuerySet[Session]:
+    """The viewer's sessions, newest booking first, filtered by status, type and start time [from, to)."""
+    sessions = sessions_visible_to(viewer=viewer)
+    if status:
+        sessions = sessions.filter(status=status)
+    if session_type:
+        sessions = sessions.filter(session_type=session_type)
+    if starts_from:
+        sessions = sessions.filter(scheduled_at__gte=starts_from)
+    if starts_before:
+        sessions = sessions.filter(scheduled_at__lt=starts_before)
+    return sessions.order_by("-created_at", "-id")

@@ -1,0 +1,197 @@
+"""Every write to sessions goes through here."""
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.models import Role, User
+from accounts_app.selectors import people_get_by_ids
+from booking_project.errors import ApplicationError, InvalidState, NotFound
+from calendar_app.services import slots_book
+from holds_app.services import holds_take
+from sessions_app.idempotency import IdempotentRequest, idempotency_claim, idempotency_remember
+from sessions_app.models import ALLOWED_TRANSITIONS, Session, SessionStatus, SessionStudent
+from sessions_app.outbox import outbox_event_add
+from sessions_app.types import SessionType
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BookingOutcome:
+    session: Session
+    # Set when an Idempotency-Key matched an earlier booking: the first answer, to be sent again.
+    replayed_response: dict[str, Any] | None = None
+
+
+def booking_rules_check(*, session_type: SessionType, student_ids: list[UUID], mentor_id: UUID,
+                        start: datetime, duration_minutes: int, now: datetime | None = None) -> None:
+    """The rules of API.md "Book" that do not need the database. Raises ApplicationError (400) naming the field."""
+    now = now or timezone.now()
+    errors: dict[str, list[str]] = {}
+    if not session_type.min_students <= len(student_ids) <= session_type.max_students:
+        errors["studentIds"] = [
+            f"{session_type.name} takes {session_type.min_students} student"
+            if session_type.min_students == session_type.max_students
+            else f"{session_type.name} takes {session_type.min_students} to {session_type.max_students} students"
+        ]
+    elif len(set(student_ids)) != len(student_ids):
+        errors["studentIds"] = ["A student is listed twice."]
+    elif mentor_id in student_ids:
+        errors["mentorId"] = ["The mentor cannot also be a student of the session."]
+    if start.tzinfo is None:
+        errors["scheduledStartTime"] = ["Give the time with an offset, e.g. 2026-12-01T10:00:00+08:00."]
+    elif start <= now:
+        errors["scheduledStartTime"] = ["The start time must be in the future."]
+    elif start > now + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+        errors["scheduledStartTime"] = [f"A session can be booked at most {settings.BOOKING_HORIZON_DAYS} days ahead."]
+    if not 15 <= duration_minutes <= 240:
+        errors["duration"] = ["The duration is 15 to 240 minutes."]
+    if errors:
+        raise ApplicationError(details=errors)
+
+
+def _participants_check(*, counselor: User, people: dict[UUID, User], mentor_id: UUID, student_ids: list[UUID]) -> None:
+    mentor = people.get(mentor_id)
+    if mentor is None or mentor.role != Role.MENTOR or not mentor.is_active:
+        raise NotFound("No such mentor.", details={"mentorId": str(mentor_id)})
+    unknown = [
+        str(s)
+        for s in student_ids
+        if (student := people.get(s)) is None
+        or student.role != Role.STUDENT
+        or not student.is_active
+        or student.profile.counselor_id != counselor.id
+    ]
+    if unknown:
+        # A student of another counselor is reported exactly like one that does not exist.
+        raise NotFound("No such student among yours.", details={"studentIds": unknown})
+
+
+def session_book(
+    *,
+    counselor: User,
+    session_type: SessionType,
+    student_ids: list[UUID],
+    mentor_id: UUID,
+    start: datetime,
+    duration_minutes: int,
+    meeting_provider: str,
+    topic: str | None = None,
+    idempotency: IdempotentRequest | None = None,
+) -> BookingOutcome:
+    """Book a session: hold (billable types), slots for everyone, the session PENDING_MEETING and its
+    `{type}.session.created` outbox event, all in one transaction or not at all. Makes no network call.
+
+    Raises NotFound, SlotConflict, InsufficientBalance, IdempotencyKeyInUse, IdempotencyKeyReused or
+    ApplicationError; in every case nothing was written.
+    """
+    started = time.perf_counter()
+    booking_rules_check(
+        session_type=session_type, student_ids=student_ids, mentor_id=mentor_id, start=start,
+        duration_minutes=duration_minutes,
+    )
+    if counselor.role != Role.COUNSELOR:
+        raise ApplicationError("Only a counselor books sessions.")
+    start = start.astimezone(dt_timezone.utc)
+    end = start + timedelta(minutes=duration_minutes)
+    topic = topic or session_type.default_topic
+
+    with transaction.atomic(durable=True):
+        if idempotency is not None:
+            record = idempotency_claim(counselor_id=counselor.id, request=idempotency)
+            if record is not None:
+                return BookingOutcome(session=record.session, replayed_response=record.response_body)
+
+        people = people_get_by_ids(ids=[mentor_id, *student_ids])
+        _participants_check(counselor=counselor, people=people, mentor_id=mentor_id, student_ids=student_ids)
+
+        session_id = uuid.uuid4()
+        if session_type.billable:
+            holds_take(session_id=session_id, student_ids=student_ids, session_type=session_type.name)
+        slots = slots_book(user_ids=[mentor_id, *student_ids], start=start, end=end, session_type=session_type.name)
+        session = Session.objects.create(
+            id=session_id,
+            session_type=session_type.name,
+            status=SessionStatus.PENDING_MEETING,
+            counselor=counselor,
+            mentor_id=mentor_id,
+            scheduled_at=start,
+            duration_minutes=duration_minutes,
+            meeting_provider=meeting_provider,
+            topic=topic,
+            slot_ids=[slot.id for slot in slots],
+        )
+        SessionStudent.objects.bulk_create(
+            [SessionStudent(session=session, student_id=s, position=i) for i, s in enumerate(student_ids)]
+        )
+        session.student_ids = list(student_ids)
+        event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
+        if idempotency is not None:
+            idempotency_remember(counselor_id=counselor.id, request=idempotency, session=session)
+
+    logger.info(
+        "session.booked",
+        extra={
+            "sessionId": str(session.id),
+            "eventId": str(event.id),
+            "sessionType": session.session_type,
+            "provider": meeting_provider,
+            "durationMs": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return BookingOutcome(session=session)
+
+
+def session_created_payload(session: Session) -> dict[str, Any]:
+    student_ids = [str(s) for s in session.student_ids]
+    return {
+        "sessionId": str(session.id),
+        "sessionType": session.session_type,
+        "studentId": student_ids[0] if len(student_ids) == 1 else None,
+        "studentIds": student_ids,
+        "mentorId": str(session.mentor_id),
+        "counselorId": str(session.counselor_id),
+        "scheduledStartTime": session.scheduled_at.isoformat(),
+        "duration": session.duration_minutes,
+        "meetingProvider": session.meeting_provider,
+        "topic": session.topic,
+        "slotIds": [str(s) for s in session.slot_ids],
+    }
+
+
+def session_transition(*, session_id: UUID, to: str, expected: str | None = None, **fields: Any) -> Session:
+    """Move a session to status `to`, compare-and-set, with any other columns in the same UPDATE.
+
+    `expected` pins the status the caller saw; without it the current status is read under a row lock.
+    Raises InvalidState when the move is not in ALLOWED_TRANSITIONS or the status changed meanwhile,
+    so a duplicate or late caller changes nothing.
+    """
+    with transaction.atomic():
+        if expected is None:
+            current = Session.objects.select_for_update().filter(id=session_id).values_list("status", flat=True).first()
+            if current is None:
+                raise NotFound("No such session.")
+        else:
+            current = expected
+        if to not in ALLOWED_TRANSITIONS[current]:
+            raise InvalidState(
+                f"A session cannot go from {current} to {to}.", details={"status": current, "requested": to}
+            )
+        now = timezone.now()
+        updated = Session.objects.filter(id=session_id, status=current).update(
+            status=to, status_changed_at=now, updated_at=now, **fields
+        )
+        if not updated:
+            raise InvalidState(
+                "The session's status changed meanwhile.", details={"expected": current, "requested": to}
+            )
+    return Session.objects.select_related("meeting").get(id=session_id)
