@@ -1,0 +1,68 @@
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts_app.models import User
+from sessions_app.types import SESSION_TYPES
+from tests.factories import CounselorFactory, EntitlementFactory, MentorFactory, future, student_for, token_for
+
+BOOK_URL = "/api/counselor/sessions/book"
+
+
+def api_client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+    return client
+
+
+def funded_student(counselor: User, units: int = 10) -> User:
+    student = student_for(counselor)
+    for session_type in SESSION_TYPES.values():
+        if session_type.billable:
+            EntitlementFactory(student=student, session_type=session_type.name, units_bought=units)
+    return student
+
+
+def booking_body(*, student: User, mentor: User, session_type: str = "regular_mentoring", start=None,
+                 duration: int = 60, **extra: Any) -> dict[str, Any]:
+    body = {
+        "sessionType": session_type,
+        "mentorId": str(mentor.id),
+        "scheduledStartTime": (start or future()).isoformat(),
+        "duration": duration,
+        "meetingProvider": "feishu",
+        "topic": "Resume review",
+    }
+    if session_type == "class_session":
+        body["studentIds"] = [str(student.id)]
+    else:
+        body["studentId"] = str(student.id)
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def counselor(db) -> User:
+    return CounselorFactory()
+
+
+@pytest.fixture
+def other_counselor(db) -> User:
+    return CounselorFactory()
+
+
+@pytest.fixture
+def mentor(db) -> User:
+    return MentorFactory()
+
+
+@pytest.fixture
+def student(counselor) -> User:
+    return funded_student(counselor)
+
+
+@pytest.fixture
+def counselor_api(counselor) -> APIClient:
+    return api_client_for(counselor)
