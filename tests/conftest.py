@@ -66,3 +66,15 @@ def student(counselor) -> User:
 @pytest.fixture
 def counselor_api(counselor) -> APIClient:
     return api_client_for(counselor)
+
+
+def table_counts() -> dict[str, int]:
+    """Rows in every table the booking flow could write, for "nothing was written" assertions."""
+    from django.apps import apps
+
+    app_labels = {"accounts_app", "holds_app", "calendar_app", "meetings_app", "sessions_app", "notifications_app"}
+    return {
+        model._meta.label: model.objects.count()
+        for model in apps.get_models()
+        if model._meta.app_label in app_labels
+    }

@@ -1,0 +1,96 @@
+"""Idempotency-Key on booking (API.md "Book")."""
+from datetime import timedelta
+
+from django.utils import timezone
+
+from sessions_app.models import IdempotencyRecord, OutboxEvent, Session
+from tests.conftest import BOOK_URL, api_client_for, booking_body, table_counts
+from tests.factories import future
+
+
+def test_same_key_and_body_twice_books_once_and_answers_the_same(counselor_api, mentor, student):
+    body = booking_body(student=student, mentor=mentor)
+
+    first = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-1"})
+    second = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-1"})
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json() == first.json()
+    assert second["Location"] == first["Location"]
+    assert Session.objects.count() == 1 and OutboxEvent.objects.count() == 1
+
+
+def test_replay_answers_the_first_response_even_after_the_session_moved_on(counselor_api, mentor, student):
+    body = booking_body(student=student, mentor=mentor)
+    first = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-2"})
+    Session.objects.filter(id=first.json()["sessionId"]).update(failure_reason="changed later")
+
+    second = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-2"})
+
+    assert second.json() == first.json()
+
+
+def test_same_key_with_another_body_is_422_and_books_nothing(counselor_api, mentor, student):
+    first = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json",
+                               headers={"Idempotency-Key": "k-3"})
+    assert first.status_code == 201
+    before = table_counts()
+
+    other = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=future(hours=80)),
+                               format="json", headers={"Idempotency-Key": "k-3"})
+
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert table_counts() == before
+
+
+def test_keys_are_scoped_to_the_counselor(counselor_api, other_counselor, mentor, student):
+    from tests.conftest import funded_student
+
+    other_student = funded_student(other_counselor)
+    mine = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json",
+                              headers={"Idempotency-Key": "shared"})
+    theirs = api_client_for(other_counselor).post(
+        BOOK_URL, booking_body(student=other_student, mentor=mentor, start=future(hours=90)), format="json",
+        headers={"Idempotency-Key": "shared"},
+    )
+
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert Session.objects.count() == 2
+
+
+def test_a_validation_error_is_not_remembered(counselor_api, mentor, student):
+    bad = booking_body(student=student, mentor=mentor, duration=5)
+    good = booking_body(student=student, mentor=mentor)
+
+    refused = counselor_api.post(BOOK_URL, bad, format="json", headers={"Idempotency-Key": "k-4"})
+    fixed = counselor_api.post(BOOK_URL, good, format="json", headers={"Idempotency-Key": "k-4"})
+
+    assert (refused.status_code, fixed.status_code) == (400, 201)
+
+
+def test_a_refused_booking_is_not_remembered(counselor_api, mentor, student):
+    from tests.factories import MentorFactory
+
+    start = future()
+    counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=start), format="json")
+    body = booking_body(student=student, mentor=MentorFactory(), start=start)
+
+    conflict = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-5"})
+    body["scheduledStartTime"] = future(hours=100).isoformat()
+    retried = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-5"})
+
+    assert (conflict.status_code, retried.status_code) == (409, 201)
+    assert IdempotencyRecord.objects.count() == 1
+
+
+def test_a_key_older_than_a_day_is_free_again(counselor_api, mentor, student):
+    body = booking_body(student=student, mentor=mentor)
+    counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-6"})
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
+
+    again = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=future(hours=60)),
+                               format="json", headers={"Idempotency-Key": "k-6"})
+
+    assert again.status_code == 201
+    assert Session.objects.count() == 2

@@ -1,0 +1,103 @@
+"""Threads that really race on PostgreSQL: the constraints and row locks, not luck, decide who wins."""
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from calendar_app.models import CalendarSlot, SlotStatus
+from holds_app.models import Hold, HoldStatus
+from holds_app.selectors import balances_for_student
+from sessions_app.models import OutboxEvent, Session
+from tests.conftest import BOOK_URL, api_client_for, booking_body, funded_student
+from tests.factories import CounselorFactory, EntitlementFactory, MentorFactory, future, student_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
+
+
+def race(requests: list[dict], user, headers: dict | None = None) -> list:
+    """POST every body at once from its own thread and connection; return the responses."""
+    barrier = threading.Barrier(len(requests))
+    responses: list = [None] * len(requests)
+
+    def book(i: int) -> None:
+        client = api_client_for(user)
+        try:
+            barrier.wait()
+            responses[i] = client.post(BOOK_URL, requests[i], format="json", headers=headers or {})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=book, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return responses
+
+
+def test_twenty_counselors_racing_for_one_mentor_end_with_one_booking():
+    mentor = MentorFactory()
+    counselors = [CounselorFactory() for _ in range(20)]
+    start = future()
+    bodies = [
+        (c, booking_body(student=funded_student(c), mentor=mentor, start=start + timedelta(minutes=i)))
+        for i, c in enumerate(counselors)
+    ]
+    barrier = threading.Barrier(len(bodies))
+    responses: list = [None] * len(bodies)
+
+    def book(i: int) -> None:
+        counselor, body = bodies[i]
+        client = api_client_for(counselor)
+        try:
+            barrier.wait()
+            responses[i] = client.post(BOOK_URL, body, format="json")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=book, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"SLOT_CONFLICT"}
+    assert Session.objects.count() == 1 and OutboxEvent.objects.count() == 1
+    assert CalendarSlot.objects.filter(user=mentor, status=SlotStatus.BOOKED).count() == 1
+    # The losers' holds were rolled back with their transactions: only the winner's unit is held.
+    assert Hold.objects.filter(status=HoldStatus.ACTIVE).count() == 1
+
+
+def test_three_units_and_ten_parallel_bookings_end_with_three_bookings_and_nothing_left():
+    counselor = CounselorFactory()
+    student = student_for(counselor)
+    EntitlementFactory(student=student, session_type="regular_mentoring", units_bought=3)
+    start = future()
+    bodies = [
+        booking_body(student=student, mentor=MentorFactory(), start=start + timedelta(hours=2 * i))
+        for i in range(10)
+    ]
+
+    responses = race(bodies, counselor)
+
+    assert Counter(r.status_code for r in responses) == {201: 3, 409: 7}
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"INSUFFICIENT_BALANCE"}
+    assert Session.objects.count() == 3
+    assert Hold.objects.filter(status=HoldStatus.ACTIVE).count() == 3
+    assert balances_for_student(student_id=student.id) == {"regular_mentoring": 0}
+
+
+def test_the_same_idempotency_key_sent_in_parallel_books_once():
+    counselor = CounselorFactory()
+    body = booking_body(student=funded_student(counselor), mentor=MentorFactory())
+
+    responses = race([body] * 8, counselor, headers={"Idempotency-Key": "double-click-1"})
+
+    codes = Counter(r.status_code for r in responses)
+    assert set(codes) <= {201, 409} and codes[201] >= 1
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} <= {"IDEMPOTENCY_KEY_IN_USE"}
+    assert Session.objects.count() == 1
+    assert {r.json()["sessionId"] for r in responses if r.status_code == 201} == {str(Session.objects.get().id)}
