@@ -3,20 +3,25 @@ from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 
 from booking_project.errors import SlotConflict
 from calendar_app.models import SLOT_NO_OVERLAP, CalendarSlot, SlotStatus
 
 EXCLUSION_VIOLATION = "23P01"
+DEADLOCK_DETECTED = "40P01"
+SLOT_INSERT_ATTEMPTS = 3
+
+
+def _sqlstate(error: Exception) -> str | None:
+    return getattr(error.__cause__, "sqlstate", None)
 
 
 def _is_overlap_violation(error: IntegrityError) -> bool:
-    cause = error.__cause__
     return (
-        getattr(cause, "sqlstate", None) == EXCLUSION_VIOLATION
-        and getattr(getattr(cause, "diag", None), "constraint_name", None) == SLOT_NO_OVERLAP
+        _sqlstate(error) == EXCLUSION_VIOLATION
+        and getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) == SLOT_NO_OVERLAP
     )
 
 
@@ -25,17 +30,28 @@ def slots_book(*, user_ids: Iterable[UUID], start: datetime, end: datetime, sess
 
     Runs inside the caller's transaction; costs one INSERT (plus a savepoint) whatever the number of users.
     """
-    user_ids = list(user_ids)
+    user_ids = sorted(user_ids)  # a fixed order keeps lock waits between shared people short and acyclic
     during = DateTimeTZRange(start, end, "[)")
-    slots = [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in user_ids]
-    try:
-        # The savepoint keeps the caller's transaction usable, so the conflicts can be read back.
-        with transaction.atomic():
-            return CalendarSlot.objects.bulk_create(slots)
-    except IntegrityError as error:
-        if not _is_overlap_violation(error):
-            raise
-        raise SlotConflict(details={"conflicts": slots_conflicting(user_ids=user_ids, start=start, end=end)}) from None
+    for attempt in range(1, SLOT_INSERT_ATTEMPTS + 1):
+        try:
+            # The savepoint keeps the caller's transaction usable: to read the conflicts back, or to try again.
+            with transaction.atomic():
+                return CalendarSlot.objects.bulk_create(
+                    [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in user_ids]
+                )
+        except IntegrityError as error:
+            if not _is_overlap_violation(error):
+                raise
+            break
+        except OperationalError as error:
+            # Two transactions inserting overlapping slots at the same instant each wait on the other's
+            # exclusion check, and PostgreSQL aborts one. Inserting again waits for the other to finish,
+            # then answers for real: a conflict if it committed, success if it rolled back.
+            if _sqlstate(error) != DEADLOCK_DETECTED:
+                raise
+            if attempt == SLOT_INSERT_ATTEMPTS:
+                break
+    raise SlotConflict(details={"conflicts": slots_conflicting(user_ids=user_ids, start=start, end=end)})
 
 
 def slots_conflicting(*, user_ids: Iterable[UUID], start: datetime, end: datetime) -> list[dict[str, str]]:

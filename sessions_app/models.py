@@ -47,7 +47,7 @@ class Session(models.Model):
     meeting = models.ForeignKey(
         "meetings_app.Meeting", on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
     )
-    # The calendar slots this session holds (mentor first, then students), for the saga and the lifecycle.
+    # The calendar slots this session holds (one per participant), for the saga and the lifecycle.
     slot_ids = ArrayField(models.UUIDField(), default=list)
     failure_reason = models.TextField(null=True, blank=True)
     requires_manual_intervention = models.BooleanField(default=False)

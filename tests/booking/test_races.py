@@ -101,3 +101,22 @@ def test_the_same_idempotency_key_sent_in_parallel_books_once():
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} <= {"IDEMPOTENCY_KEY_IN_USE"}
     assert Session.objects.count() == 1
     assert {r.json()["sessionId"] for r in responses if r.status_code == 201} == {str(Session.objects.get().id)}
+
+
+def test_classes_sharing_students_booked_at_once_end_with_one_booking_and_no_error():
+    counselor = CounselorFactory()
+    students = [student_for(counselor) for _ in range(30)]
+    for round_ in range(3):
+        start = future(hours=24 + 3 * round_)
+        bodies = []
+        for i in range(12):
+            order = students if i % 2 else list(reversed(students))
+            body = booking_body(student=students[0], mentor=MentorFactory(), session_type="class_session",
+                                start=start)
+            body["studentIds"] = [str(s.id) for s in order]
+            bodies.append(body)
+
+        responses = race(bodies, counselor)
+
+        assert Counter(r.status_code for r in responses) == {201: 1, 409: 11}
+    assert CalendarSlot.objects.filter(status=SlotStatus.BOOKED).count() == 3 * 31
