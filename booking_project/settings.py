@@ -144,6 +144,10 @@ SPECTACULAR_SETTINGS = {
 # Booking rules (API.md "Limits").
 BOOKING_HORIZON_DAYS = env.int("BOOKING_HORIZON_DAYS", default=30)
 DEFAULT_MEETING_PROVIDER = env.str("DEFAULT_MEETING_PROVIDER", default="feishu")
+if DEFAULT_MEETING_PROVIDER not in ("feishu", "zoom"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DEFAULT_MEETING_PROVIDER must be feishu or zoom.")
 # Unset: the registry's defaults (sessions_app/types.py). Set to a comma-separated list to override.
 BILLABLE_SESSION_TYPES = env.list("BILLABLE_SESSION_TYPES", default=None)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)

@@ -1,6 +1,22 @@
+from django import forms
 from django.contrib import admin
+from django.db.models import Count, Q
 
-from holds_app.models import Entitlement, Hold
+from holds_app.models import Entitlement, Hold, HoldStatus
+
+
+class EntitlementForm(forms.ModelForm):
+    class Meta:
+        model = Entitlement
+        fields = ["student", "session_type", "units_bought"]
+
+    def clean_units_bought(self):
+        units = self.cleaned_data["units_bought"]
+        if self.instance.pk:
+            spent = self.instance.holds.filter(status__in=[HoldStatus.ACTIVE, HoldStatus.CONSUMED]).count()
+            if units < spent:
+                raise forms.ValidationError(f"{spent} units are already held or consumed; the balance cannot go below 0.")
+        return units
 
 
 class HoldInline(admin.TabularInline):
@@ -15,12 +31,21 @@ class HoldInline(admin.TabularInline):
 
 @admin.register(Entitlement)
 class EntitlementAdmin(admin.ModelAdmin):
-    list_display = ["id", "student", "session_type", "units_bought", "created_at"]
+    form = EntitlementForm
+    list_display = ["id", "student", "session_type", "units_bought", "units_free", "created_at"]
     list_filter = ["session_type"]
     search_fields = ["id", "student__id", "student__username", "student__email"]
     list_select_related = ["student"]
     autocomplete_fields = ["student"]
     inlines = [HoldInline]
+
+    def get_queryset(self, request):
+        spent = Q(holds__status__in=[HoldStatus.ACTIVE, HoldStatus.CONSUMED])
+        return super().get_queryset(request).annotate(units_spent=Count("holds", filter=spent))
+
+    @admin.display(description="free units", ordering="units_spent")
+    def units_free(self, entitlement):
+        return entitlement.units_bought - entitlement.units_spent
 
 
 @admin.register(Hold)

@@ -1,0 +1,90 @@
+"""A quick measurement of one booking: SQL statements, time in the service, time over HTTP.
+
+Run against a started system (`bin/up`):  .venv/bin/python bench/booking_latency.py [--url URL] [-n N]
+It creates its own mentor and student each run (free slots, no conflicts) and prints figures;
+it asserts nothing. The full benchmark (pgbench floor, concurrency, the saga) is bench/'s next step.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_project.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import requests  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+
+from accounts_app.models import Role  # noqa: E402
+from accounts_app.services import person_create  # noqa: E402
+from holds_app.services import entitlement_grant  # noqa: E402
+from sessions_app.services import session_book  # noqa: E402
+from sessions_app.types import session_type_get  # noqa: E402
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("-n", type=int, default=300)
+    args = parser.parse_args()
+
+    run = uuid.uuid4().hex[:8]
+    counselor = person_create(username=f"bench-counselor-{run}", role=Role.COUNSELOR)
+    mentor = person_create(username=f"bench-mentor-{run}", role=Role.MENTOR)
+    student = person_create(username=f"bench-student-{run}", role=Role.STUDENT, counselor=counselor)
+    entitlement_grant(student_id=student.id, session_type="regular_mentoring", units=10 * args.n + 10)
+    token = Token.objects.create(user=counselor).key
+    first = timezone.now().replace(second=0, microsecond=0) + timedelta(days=1)
+    slot = iter(first + timedelta(minutes=15 * i) for i in range(10 * args.n + 10))
+
+    def book_in_process():
+        return session_book(counselor=counselor, session_type=session_type_get("regular_mentoring"),
+                            student_ids=[student.id], mentor_id=mentor.id, start=next(slot),
+                            duration_minutes=15, meeting_provider="feishu")
+
+    with CaptureQueriesContext(connection) as queries:
+        book_in_process()
+    service_ms = []
+    for _ in range(args.n):
+        started = time.perf_counter()
+        book_in_process()
+        service_ms.append((time.perf_counter() - started) * 1000)
+
+    http = requests.Session()
+    http.headers.update({"Authorization": f"Token {token}"})
+    http_ms, errors = [], 0
+    wall = time.perf_counter()
+    for _ in range(args.n):
+        body = {"sessionType": "regular_mentoring", "studentId": str(student.id), "mentorId": str(mentor.id),
+                "scheduledStartTime": next(slot).isoformat(), "duration": 15}
+        started = time.perf_counter()
+        response = http.post(f"{args.url}/api/counselor/sessions/book", json=body, timeout=10)
+        http_ms.append((time.perf_counter() - started) * 1000)
+        errors += response.status_code != 201
+    wall = time.perf_counter() - wall
+
+    print(f"SQL statements per booking (service, incl. BEGIN/COMMIT not counted): {len(queries)}")
+    for name, values in (("service, in process", service_ms), ("HTTP, concurrency 1", http_ms)):
+        print(f"{name:22s} n={len(values):4d}  p50={percentile(values, 50):6.2f} ms  p95={percentile(values, 95):6.2f} ms"
+              f"  p99={percentile(values, 99):6.2f} ms  mean={statistics.mean(values):6.2f} ms")
+    print(f"HTTP throughput at concurrency 1: {args.n / wall:.0f} bookings/s, errors: {errors}")
+
+
+if __name__ == "__main__":
+    main()
