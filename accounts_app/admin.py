@@ -21,6 +21,11 @@ class PersonAdmin(UserAdmin):
     fieldsets = UserAdmin.fieldsets + (("Booking", {"fields": ["role"]}),)
     add_fieldsets = UserAdmin.add_fieldsets + (("Booking", {"fields": ["role"]}),)
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The inline saves nothing when left at its defaults; every person still gets a profile.
+        Profile.objects.get_or_create(user=form.instance)
+
 
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
@@ -29,4 +34,3 @@ class ProfileAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "user__email", "feishu_open_id", "zoom_user_id"]
     list_select_related = ["user", "counselor"]
     autocomplete_fields = ["user", "counselor"]
-

@@ -4,6 +4,7 @@ Run against a started system (`bin/up`):  .venv/bin/python bench/booking_latency
 It creates its own mentor and student each run (free slots, no conflicts) and prints figures;
 it asserts nothing. The full benchmark (pgbench floor, concurrency, the saga) is bench/'s next step.
 """
+
 import argparse
 import os
 import statistics
@@ -54,9 +55,15 @@ def main() -> None:
     slot = iter(first + timedelta(minutes=15 * i) for i in range(10 * args.n + 10))
 
     def book_in_process():
-        return session_book(counselor=counselor, session_type=session_type_get("regular_mentoring"),
-                            student_ids=[student.id], mentor_id=mentor.id, start=next(slot),
-                            duration_minutes=15, meeting_provider="feishu")
+        return session_book(
+            counselor=counselor,
+            session_type=session_type_get("regular_mentoring"),
+            student_ids=[student.id],
+            mentor_id=mentor.id,
+            start=next(slot),
+            duration_minutes=15,
+            meeting_provider="feishu",
+        )
 
     with CaptureQueriesContext(connection) as queries:
         book_in_process()
@@ -71,8 +78,13 @@ def main() -> None:
     http_ms, errors = [], 0
     wall = time.perf_counter()
     for _ in range(args.n):
-        body = {"sessionType": "regular_mentoring", "studentId": str(student.id), "mentorId": str(mentor.id),
-                "scheduledStartTime": next(slot).isoformat(), "duration": 15}
+        body = {
+            "sessionType": "regular_mentoring",
+            "studentId": str(student.id),
+            "mentorId": str(mentor.id),
+            "scheduledStartTime": next(slot).isoformat(),
+            "duration": 15,
+        }
         started = time.perf_counter()
         response = http.post(f"{args.url}/api/counselor/sessions/book", json=body, timeout=10)
         http_ms.append((time.perf_counter() - started) * 1000)
@@ -81,8 +93,11 @@ def main() -> None:
 
     print(f"SQL statements per booking (service, incl. BEGIN/COMMIT not counted): {len(queries)}")
     for name, values in (("service, in process", service_ms), ("HTTP, concurrency 1", http_ms)):
-        print(f"{name:22s} n={len(values):4d}  p50={percentile(values, 50):6.2f} ms  p95={percentile(values, 95):6.2f} ms"
-              f"  p99={percentile(values, 99):6.2f} ms  mean={statistics.mean(values):6.2f} ms")
+        print(
+            f"{name:22s} n={len(values):4d}  p50={percentile(values, 50):6.2f} ms"
+            f"  p95={percentile(values, 95):6.2f} ms  p99={percentile(values, 99):6.2f} ms"
+            f"  mean={statistics.mean(values):6.2f} ms"
+        )
     print(f"HTTP throughput at concurrency 1: {args.n / wall:.0f} bookings/s, errors: {errors}")
 
 

@@ -1,8 +1,11 @@
 """Pieces every API view shares: role permissions, the error body's schema, strict input serializers."""
+
+import json
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import permissions, serializers
+from rest_framework import parsers, permissions, serializers
+from rest_framework.exceptions import ParseError
 
 from accounts_app.models import Role
 
@@ -19,9 +22,7 @@ class IsCounselorOrStaff(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(
-            user and user.is_authenticated and (user.role in (Role.COUNSELOR, Role.STAFF) or user.is_superuser)
-        )
+        return bool(user and user.is_authenticated and (user.role in (Role.COUNSELOR, Role.STAFF) or user.is_superuser))
 
 
 class StrictSerializer(serializers.Serializer):
@@ -32,6 +33,40 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictJSONParser(parsers.JSONParser):
+    """JSON that Python parses but the app cannot handle is malformed input too (400, never 500): nesting
+    deep enough to exhaust the recursion limit, and lone surrogate escapes ("\\ud800"), which are not
+    Unicode text and break every later echo, fingerprint or write of the string."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+        except UnicodeEncodeError:
+            raise ParseError("JSON parse error - a string holds a lone surrogate escape, which is not text.") from None
+        return data
+
+
+class UUIDStringField(serializers.UUIDField):
+    """Ids are UUID strings in the contract; DRF would also read the number 5 as a UUID."""
+
+    def to_internal_value(self, data: Any):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer: "60", 60.0 and true are not minutes."""
+
+    def to_internal_value(self, data: Any):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 

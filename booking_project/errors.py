@@ -2,6 +2,7 @@
 
 Every error body is {"error": {"code", "message", "details"}} (API.md "Errors").
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,10 +85,18 @@ _DRF_ERRORS: list[tuple[type[Exception], int, str]] = [
 
 def _validation_details(detail: Any) -> dict[str, Any]:
     if isinstance(detail, dict):
-        return {field: [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] for field, msgs in detail.items()}
+        return {field: _messages(msgs) for field, msgs in detail.items()}
+    return {"non_field_errors": _messages(detail)}
+
+
+def _messages(detail: Any, prefix: str = "") -> list[str]:
+    """Plain-text messages, flattening DRF's nested errors (e.g. a list field's {index: [...]}) instead of
+    sending their Python repr."""
+    if isinstance(detail, dict):
+        return [m for key, sub in detail.items() for m in _messages(sub, f"{prefix}[{key}] ")]
     if isinstance(detail, list):
-        return {"non_field_errors": [str(m) for m in detail]}
-    return {"non_field_errors": [str(detail)]}
+        return [m for sub in detail for m in _messages(sub, prefix)]
+    return [f"{prefix}{detail}"]
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -98,11 +107,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
 
-    for cls, status, code in _DRF_ERRORS:
-        if isinstance(exc, cls):
-            break
-    else:
+    mapped = next(((status, code) for cls, status, code in _DRF_ERRORS if isinstance(exc, cls)), None)
+    if mapped is None:
         return None  # a bug: let Django log it and answer 500
+    status, code = mapped
 
     headers: dict[str, str] = {}
     if isinstance(exc, drf.ValidationError):

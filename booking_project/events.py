@@ -1,5 +1,6 @@
 """The integration-event registry: every event type the system publishes, its version, who produces it,
 what it means, and which handlers consume it. Handlers register themselves with `@handles(kind)`."""
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -9,7 +10,11 @@ SESSION_CREATED = "session.created"
 MEETING_OPERATION_RESULT = "session.meeting.operation.result"
 
 _KINDS = {
-    SESSION_CREATED: (1, ("sessions_app.services.session_book",), "A session was booked; its meeting is to be provisioned."),
+    SESSION_CREATED: (
+        1,
+        ("sessions_app.services.session_book",),
+        "A session was booked; its meeting is to be provisioned.",
+    ),
     MEETING_OPERATION_RESULT: (
         1,
         ("sessions_app saga",),

@@ -1,4 +1,5 @@
 """One JSON object per log line, carrying the `extra={...}` fields a caller passes."""
+
 import json
 import logging
 

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from booking_project.errors import api_not_found
 from sessions_app.apis import SessionBookApi, SessionDetailApi, SessionListApi
 
 api_patterns = [
@@ -10,6 +11,8 @@ api_patterns = [
     # str, not uuid: a malformed id must still reach the API and answer 404 in the contract's shape.
     path("api/counselor/sessions/<str:session_id>", SessionDetailApi.as_view(), name="session-detail"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Anything else under /api/ answers the contract's 404, with DEBUG on or off.
+    re_path(r"^api/", api_not_found),
 ]
 
 urlpatterns = [

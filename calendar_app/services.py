@@ -1,4 +1,5 @@
 """Writes to calendar slots. The exclusion constraint, not a read-then-write, is what prevents double booking."""
+
 from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID

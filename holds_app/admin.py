@@ -15,7 +15,9 @@ class EntitlementForm(forms.ModelForm):
         if self.instance.pk:
             spent = self.instance.holds.filter(status__in=[HoldStatus.ACTIVE, HoldStatus.CONSUMED]).count()
             if units < spent:
-                raise forms.ValidationError(f"{spent} units are already held or consumed; the balance cannot go below 0.")
+                raise forms.ValidationError(
+                    f"{spent} units are already held or consumed; the balance cannot go below 0."
+                )
         return units
 
 

@@ -1,4 +1,5 @@
 """Writes to entitlements and holds. Availability = bought - consumed - active holds, never negative."""
+
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -39,9 +40,7 @@ def holds_take(*, session_id: UUID, student_ids: Iterable[UUID], session_type: s
             raise InsufficientBalance(
                 details={"studentId": str(student_id), "sessionType": session_type, "available": max(available, 0)}
             )
-    return Hold.objects.bulk_create(
-        [Hold(entitlement_id=by_student[s][0], session_id=session_id) for s in student_ids]
-    )
+    return Hold.objects.bulk_create([Hold(entitlement_id=by_student[s][0], session_id=session_id) for s in student_ids])
 
 
 def holds_release(*, session_id: UUID) -> int:

@@ -35,7 +35,9 @@ class Meeting(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "provider_meeting_id"], name="meeting_unique_at_provider"),
             models.CheckConstraint(condition=models.Q(status__in=MeetingStatus.values), name="meeting_status_valid"),
-            models.CheckConstraint(condition=models.Q(provider__in=MeetingProvider.values), name="meeting_provider_valid"),
+            models.CheckConstraint(
+                condition=models.Q(provider__in=MeetingProvider.values), name="meeting_provider_valid"
+            ),
         ]
 
     def __str__(self) -> str:

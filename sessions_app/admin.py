@@ -16,8 +16,16 @@ class SessionStudentInline(admin.TabularInline):
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "session_type", "status", "scheduled_at", "duration_minutes", "meeting_provider",
-        "counselor", "mentor", "requires_manual_intervention", "created_at",
+        "id",
+        "session_type",
+        "status",
+        "scheduled_at",
+        "duration_minutes",
+        "meeting_provider",
+        "counselor",
+        "mentor",
+        "requires_manual_intervention",
+        "created_at",
     ]
     list_filter = ["status", "session_type", "meeting_provider", "requires_manual_intervention"]
     search_fields = ["id", "topic", "counselor__username", "mentor__username", "meeting__meeting_no"]
@@ -27,9 +35,21 @@ class SessionAdmin(admin.ModelAdmin):
     inlines = [SessionStudentInline]
     # Status, slots and meeting move only through the services (the state machine lives there).
     readonly_fields = [
-        "id", "session_type", "status", "counselor", "mentor", "scheduled_at", "duration_minutes",
-        "meeting_provider", "meeting", "slot_ids", "failure_reason", "requires_manual_intervention",
-        "created_at", "updated_at", "status_changed_at",
+        "id",
+        "session_type",
+        "status",
+        "counselor",
+        "mentor",
+        "scheduled_at",
+        "duration_minutes",
+        "meeting_provider",
+        "meeting",
+        "slot_ids",
+        "failure_reason",
+        "requires_manual_intervention",
+        "created_at",
+        "updated_at",
+        "status_changed_at",
     ]
 
     def has_add_permission(self, request):

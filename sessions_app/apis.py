@@ -1,4 +1,5 @@
 """HTTP in, service call, HTTP out. No business rule lives here."""
+
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +17,8 @@ from booking_project.api import (
     IsCounselor,
     IsCounselorOrStaff,
     StrictSerializer,
+    UUIDStringField,
+    WholeNumberField,
     error_responses,
 )
 from booking_project.errors import ApplicationError, NotFound
@@ -89,13 +92,13 @@ class SessionBookApi(APIView):
 
     class InputSerializer(StrictSerializer):
         sessionType = serializers.ChoiceField(choices=list(SESSION_TYPES))
-        studentId = serializers.UUIDField(required=False)
+        studentId = UUIDStringField(required=False)
         studentIds = serializers.ListField(
-            child=serializers.UUIDField(), required=False, min_length=1, max_length=MAX_CLASS_SIZE
+            child=UUIDStringField(), required=False, min_length=1, max_length=MAX_CLASS_SIZE
         )
-        mentorId = serializers.UUIDField()
+        mentorId = UUIDStringField()
         scheduledStartTime = AwareDateTimeField()
-        duration = serializers.IntegerField(min_value=15, max_value=240)
+        duration = WholeNumberField(min_value=15, max_value=240)
         meetingProvider = serializers.ChoiceField(choices=MeetingProvider.choices, required=False)
         topic = serializers.CharField(max_length=200, required=False, allow_blank=True)
 

@@ -4,11 +4,13 @@ The key is claimed with a transaction-scoped advisory lock, so a second request 
 while the first is still running is told so at once (409), and the record is written in the same
 transaction as the booking: a crash can never leave a booking without its record or the reverse.
 """
+
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings

@@ -58,12 +58,8 @@ class Session(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(status__in=SessionStatus.values), name="session_status_valid"),
-            models.CheckConstraint(
-                condition=models.Q(session_type__in=list(SESSION_TYPES)), name="session_type_valid"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(duration_minutes__gte=1), name="session_duration_positive"
-            ),
+            models.CheckConstraint(condition=models.Q(session_type__in=list(SESSION_TYPES)), name="session_type_valid"),
+            models.CheckConstraint(condition=models.Q(duration_minutes__gte=1), name="session_duration_positive"),
             # A scheduled (or later) session always has its meeting; a pending one never does.
             models.CheckConstraint(
                 condition=~models.Q(status__in=[SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS])

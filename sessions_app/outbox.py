@@ -1,4 +1,5 @@
 """The transactional outbox: integration events are rows written in the transaction that caused them."""
+
 from typing import Any
 
 from booking_project.events import event_type_get

@@ -1,4 +1,5 @@
 """Every read of sessions used by the API and the admin."""
+
 from datetime import datetime
 from uuid import UUID
 

@@ -1,10 +1,10 @@
 """Every write to sessions goes through here."""
+
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,8 +17,17 @@ from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound
 from calendar_app.services import slots_book
 from holds_app.services import holds_take
-from sessions_app.idempotency import IdempotentRequest, idempotency_claim, idempotency_remember
-from sessions_app.models import ALLOWED_TRANSITIONS, Session, SessionStatus, SessionStudent
+from sessions_app.idempotency import (
+    IdempotentRequest,
+    idempotency_claim,
+    idempotency_remember,
+)
+from sessions_app.models import (
+    ALLOWED_TRANSITIONS,
+    Session,
+    SessionStatus,
+    SessionStudent,
+)
 from sessions_app.outbox import outbox_event_add
 from sessions_app.types import SessionType
 
@@ -32,8 +41,15 @@ class BookingOutcome:
     replayed_response: dict[str, Any] | None = None
 
 
-def booking_rules_check(*, session_type: SessionType, student_ids: list[UUID], mentor_id: UUID,
-                        start: datetime, duration_minutes: int, now: datetime | None = None) -> None:
+def booking_rules_check(
+    *,
+    session_type: SessionType,
+    student_ids: list[UUID],
+    mentor_id: UUID,
+    start: datetime,
+    duration_minutes: int,
+    now: datetime | None = None,
+) -> None:
     """The rules of API.md "Book" that do not need the database. Raises ApplicationError (400) naming the field."""
     now = now or timezone.now()
     errors: dict[str, list[str]] = {}
@@ -69,11 +85,17 @@ def _participants_check(*, counselor: User, people: dict[UUID, User], mentor_id:
         if (student := people.get(s)) is None
         or student.role != Role.STUDENT
         or not student.is_active
-        or student.profile.counselor_id != counselor.id
+        or _counselor_id_of(student) != counselor.id
     ]
     if unknown:
         # A student of another counselor is reported exactly like one that does not exist.
         raise NotFound("No such student among yours.", details={"studentIds": unknown})
+
+
+def _counselor_id_of(student: User) -> UUID | None:
+    # A person saved without a profile (possible from the admin) has no counselor, hence no booking.
+    profile = getattr(student, "profile", None)
+    return profile.counselor_id if profile is not None else None
 
 
 def session_book(
@@ -96,12 +118,15 @@ def session_book(
     """
     started = time.perf_counter()
     booking_rules_check(
-        session_type=session_type, student_ids=student_ids, mentor_id=mentor_id, start=start,
+        session_type=session_type,
+        student_ids=student_ids,
+        mentor_id=mentor_id,
+        start=start,
         duration_minutes=duration_minutes,
     )
     if counselor.role != Role.COUNSELOR:
         raise ApplicationError("Only a counselor books sessions.")
-    start = start.astimezone(dt_timezone.utc)
+    start = start.astimezone(UTC)
     end = start + timedelta(minutes=duration_minutes)
     topic = topic or session_type.default_topic
 

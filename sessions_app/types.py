@@ -2,6 +2,7 @@
 
 Adding a sixth type means adding one entry here; events, validation, holds and the API follow from it.
 """
+
 from dataclasses import dataclass
 
 from django.conf import settings

@@ -5,9 +5,35 @@ from rest_framework.test import APIClient
 
 from accounts_app.models import User
 from sessions_app.types import SESSION_TYPES
-from tests.factories import CounselorFactory, EntitlementFactory, MentorFactory, future, student_for, token_for
+from tests.factories import (
+    CounselorFactory,
+    EntitlementFactory,
+    MentorFactory,
+    future,
+    student_for,
+    token_for,
+)
 
 BOOK_URL = "/api/counselor/sessions/book"
+LIST_URL = "/api/counselor/sessions"
+
+
+def detail_url(session_id) -> str:
+    return f"/api/counselor/sessions/{session_id}"
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """The contract's error body {"error": {"code", "message", "details"}} with this status and code."""
+    assert response.status_code == status, (response.status_code, response.content)
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    return error
 
 
 def api_client_for(user: User | None) -> APIClient:
@@ -25,8 +51,15 @@ def funded_student(counselor: User, units: int = 10) -> User:
     return student
 
 
-def booking_body(*, student: User, mentor: User, session_type: str = "regular_mentoring", start=None,
-                 duration: int = 60, **extra: Any) -> dict[str, Any]:
+def booking_body(
+    *,
+    student: User,
+    mentor: User,
+    session_type: str = "regular_mentoring",
+    start=None,
+    duration: int = 60,
+    **extra: Any,
+) -> dict[str, Any]:
     body = {
         "sessionType": session_type,
         "mentorId": str(mentor.id),
@@ -74,7 +107,5 @@ def table_counts() -> dict[str, int]:
 
     app_labels = {"accounts_app", "holds_app", "calendar_app", "meetings_app", "sessions_app", "notifications_app"}
     return {
-        model._meta.label: model.objects.count()
-        for model in apps.get_models()
-        if model._meta.app_label in app_labels
+        model._meta.label: model.objects.count() for model in apps.get_models() if model._meta.app_label in app_labels
     }

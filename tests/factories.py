@@ -1,4 +1,5 @@
 """factory-boy factories, one per model a test needs to set up."""
+
 from datetime import timedelta
 
 import factory

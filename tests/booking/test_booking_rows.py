@@ -1,4 +1,5 @@
 """What one booking leaves in the database, type by type, and that a refused booking leaves nothing."""
+
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +17,9 @@ from tests.factories import EntitlementFactory, MentorFactory, future, student_f
 def test_each_type_books_exactly_its_rows(counselor_api, counselor, mentor, student, session_type):
     before = table_counts()
 
-    response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, session_type=session_type),
-                                  format="json")
+    response = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, session_type=session_type), format="json"
+    )
 
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -144,8 +146,9 @@ def test_overlapping_booking_is_409_naming_who_is_busy_and_writes_nothing(counse
 
 def test_back_to_back_sessions_do_not_conflict(counselor_api, mentor, student):
     start = future()
-    first = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=start, duration=60),
-                               format="json")
+    first = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, start=start, duration=60), format="json"
+    )
     second = counselor_api.post(
         BOOK_URL,
         booking_body(student=student, mentor=mentor, start=start + timedelta(minutes=60)),
@@ -169,13 +172,18 @@ def test_a_cancelled_slot_frees_the_time(counselor_api, mentor, student):
 
 def test_student_busy_with_another_mentor_is_a_conflict_naming_the_student(counselor_api, mentor, student):
     start = future()
-    assert counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=start),
-                              format="json").status_code == 201
+    assert (
+        counselor_api.post(
+            BOOK_URL, booking_body(student=student, mentor=mentor, start=start), format="json"
+        ).status_code
+        == 201
+    )
     other_mentor = MentorFactory()
     before = table_counts()
 
-    response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=other_mentor, start=start),
-                                  format="json")
+    response = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=other_mentor, start=start), format="json"
+    )
 
     assert response.status_code == 409
     assert [c["userId"] for c in response.json()["error"]["details"]["conflicts"]] == [str(student.id)]
@@ -185,30 +193,39 @@ def test_student_busy_with_another_mentor_is_a_conflict_naming_the_student(couns
 def test_no_free_unit_is_409_insufficient_balance_and_writes_nothing(counselor_api, counselor, mentor):
     student = student_for(counselor)
     EntitlementFactory(student=student, session_type="ai_career", units_bought=1)
-    assert counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, session_type="ai_career"),
-                              format="json").status_code == 201
+    assert (
+        counselor_api.post(
+            BOOK_URL, booking_body(student=student, mentor=mentor, session_type="ai_career"), format="json"
+        ).status_code
+        == 201
+    )
     before = table_counts()
 
     response = counselor_api.post(
-        BOOK_URL, booking_body(student=student, mentor=mentor, session_type="ai_career", start=future(hours=72)),
+        BOOK_URL,
+        booking_body(student=student, mentor=mentor, session_type="ai_career", start=future(hours=72)),
         format="json",
     )
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "INSUFFICIENT_BALANCE"
     assert response.json()["error"]["details"] == {
-        "studentId": str(student.id), "sessionType": "ai_career", "available": 0
+        "studentId": str(student.id),
+        "sessionType": "ai_career",
+        "available": 0,
     }
     assert table_counts() == before
 
 
-def test_student_without_entitlement_cannot_book_a_billable_type_but_can_book_a_free_one(counselor_api, counselor,
-                                                                                        mentor):
+def test_student_without_entitlement_cannot_book_a_billable_type_but_can_book_a_free_one(
+    counselor_api, counselor, mentor
+):
     student = student_for(counselor)
 
     billable = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
-    free = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, session_type="comm_session"),
-                              format="json")
+    free = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, session_type="comm_session"), format="json"
+    )
 
     assert billable.status_code == 409 and billable.json()["error"]["code"] == "INSUFFICIENT_BALANCE"
     assert free.status_code == 201

@@ -1,4 +1,5 @@
 """Idempotency-Key on booking (API.md "Book")."""
+
 from datetime import timedelta
 
 from django.utils import timezone
@@ -31,13 +32,18 @@ def test_replay_answers_the_first_response_even_after_the_session_moved_on(couns
 
 
 def test_same_key_with_another_body_is_422_and_books_nothing(counselor_api, mentor, student):
-    first = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json",
-                               headers={"Idempotency-Key": "k-3"})
+    first = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor), format="json", headers={"Idempotency-Key": "k-3"}
+    )
     assert first.status_code == 201
     before = table_counts()
 
-    other = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=future(hours=80)),
-                               format="json", headers={"Idempotency-Key": "k-3"})
+    other = counselor_api.post(
+        BOOK_URL,
+        booking_body(student=student, mentor=mentor, start=future(hours=80)),
+        format="json",
+        headers={"Idempotency-Key": "k-3"},
+    )
 
     assert other.status_code == 422
     assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
@@ -48,10 +54,13 @@ def test_keys_are_scoped_to_the_counselor(counselor_api, other_counselor, mentor
     from tests.conftest import funded_student
 
     other_student = funded_student(other_counselor)
-    mine = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json",
-                              headers={"Idempotency-Key": "shared"})
+    mine = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor), format="json", headers={"Idempotency-Key": "shared"}
+    )
     theirs = api_client_for(other_counselor).post(
-        BOOK_URL, booking_body(student=other_student, mentor=mentor, start=future(hours=90)), format="json",
+        BOOK_URL,
+        booking_body(student=other_student, mentor=mentor, start=future(hours=90)),
+        format="json",
         headers={"Idempotency-Key": "shared"},
     )
 
@@ -89,8 +98,12 @@ def test_a_key_older_than_a_day_is_free_again(counselor_api, mentor, student):
     counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-6"})
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=25))
 
-    again = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=future(hours=60)),
-                               format="json", headers={"Idempotency-Key": "k-6"})
+    again = counselor_api.post(
+        BOOK_URL,
+        booking_body(student=student, mentor=mentor, start=future(hours=60)),
+        format="json",
+        headers={"Idempotency-Key": "k-6"},
+    )
 
     assert again.status_code == 201
     assert Session.objects.count() == 2

@@ -1,4 +1,5 @@
 """The booking request answers from the database alone: no provider, broker or any other socket is touched."""
+
 import socket
 
 import pytest
@@ -27,8 +28,9 @@ def test_booking_opens_no_network_connection(counselor_api, mentor, student, mon
 def test_booking_answers_even_when_every_provider_is_unreachable(counselor_api, mentor, student, settings, provider):
     settings.FEISHU_BASE_URL = settings.ZOOM_API_BASE_URL = "http://127.0.0.1:9"  # discard port: nothing listens
 
-    response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, meetingProvider=provider),
-                                  format="json")
+    response = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, meetingProvider=provider), format="json"
+    )
 
     assert response.status_code == 201
     assert response.json()["status"] == "PENDING_MEETING"

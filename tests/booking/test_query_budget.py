@@ -1,4 +1,5 @@
 """The booking request's SQL does not grow with anything but the number of students (and not even that)."""
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -12,8 +13,9 @@ MAX_QUERIES_PER_BOOKING = 11 + 2
 MAX_QUERIES_WITH_IDEMPOTENCY_KEY = MAX_QUERIES_PER_BOOKING + 3
 
 
-def test_one_billable_booking_stays_within_its_query_budget(counselor_api, mentor, student,
-                                                            django_assert_max_num_queries):
+def test_one_billable_booking_stays_within_its_query_budget(
+    counselor_api, mentor, student, django_assert_max_num_queries
+):
     with django_assert_max_num_queries(MAX_QUERIES_PER_BOOKING):
         response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
     assert response.status_code == 201
@@ -21,16 +23,18 @@ def test_one_billable_booking_stays_within_its_query_budget(counselor_api, mento
 
 def test_a_keyed_booking_stays_within_its_query_budget(counselor_api, mentor, student, django_assert_max_num_queries):
     with django_assert_max_num_queries(MAX_QUERIES_WITH_IDEMPOTENCY_KEY):
-        response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json",
-                                      headers={"Idempotency-Key": "budget"})
+        response = counselor_api.post(
+            BOOK_URL, booking_body(student=student, mentor=mentor), format="json", headers={"Idempotency-Key": "budget"}
+        )
     assert response.status_code == 201
 
 
 def test_a_class_of_fifty_costs_the_same_queries_as_a_class_of_one(counselor_api, counselor):
     def queries_for_class(size: int, hours: int) -> int:
         students = [student_for(counselor) for _ in range(size)]
-        body = booking_body(student=students[0], mentor=MentorFactory(), session_type="class_session",
-                            start=future(hours=hours))
+        body = booking_body(
+            student=students[0], mentor=MentorFactory(), session_type="class_session", start=future(hours=hours)
+        )
         body["studentIds"] = [str(s.id) for s in students]
         with CaptureQueriesContext(connection) as queries:
             response = counselor_api.post(BOOK_URL, body, format="json")
@@ -44,8 +48,9 @@ def test_a_billable_booking_of_another_student_costs_the_same(counselor_api, cou
     def queries_for_student(hours: int) -> int:
         student = funded_student(counselor)
         with CaptureQueriesContext(connection) as queries:
-            counselor_api.post(BOOK_URL, booking_body(student=student, mentor=MentorFactory(), start=future(hours)),
-                               format="json")
+            counselor_api.post(
+                BOOK_URL, booking_body(student=student, mentor=MentorFactory(), start=future(hours)), format="json"
+            )
         return len(queries)
 
     assert queries_for_student(30) == queries_for_student(40)

@@ -1,4 +1,5 @@
 """Threads that really race on PostgreSQL: the constraints and row locks, not luck, decide who wins."""
+
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -11,7 +12,13 @@ from holds_app.models import Hold, HoldStatus
 from holds_app.selectors import balances_for_student
 from sessions_app.models import OutboxEvent, Session
 from tests.conftest import BOOK_URL, api_client_for, booking_body, funded_student
-from tests.factories import CounselorFactory, EntitlementFactory, MentorFactory, future, student_for
+from tests.factories import (
+    CounselorFactory,
+    EntitlementFactory,
+    MentorFactory,
+    future,
+    student_for,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
 
@@ -77,8 +84,7 @@ def test_three_units_and_ten_parallel_bookings_end_with_three_bookings_and_nothi
     EntitlementFactory(student=student, session_type="regular_mentoring", units_bought=3)
     start = future()
     bodies = [
-        booking_body(student=student, mentor=MentorFactory(), start=start + timedelta(hours=2 * i))
-        for i in range(10)
+        booking_body(student=student, mentor=MentorFactory(), start=start + timedelta(hours=2 * i)) for i in range(10)
     ]
 
     responses = race(bodies, counselor)
@@ -111,8 +117,7 @@ def test_classes_sharing_students_booked_at_once_end_with_one_booking_and_no_err
         bodies = []
         for i in range(12):
             order = students if i % 2 else list(reversed(students))
-            body = booking_body(student=students[0], mentor=MentorFactory(), session_type="class_session",
-                                start=start)
+            body = booking_body(student=students[0], mentor=MentorFactory(), session_type="class_session", start=start)
             body["studentIds"] = [str(s.id) for s in order]
             bodies.append(body)
 

@@ -1,4 +1,5 @@
 """Holds: taking, releasing and consuming units; the balance is never negative."""
+
 import uuid
 
 import pytest
@@ -7,7 +8,12 @@ from django.db import transaction
 from booking_project.errors import InsufficientBalance
 from holds_app.models import Hold, HoldStatus
 from holds_app.selectors import balances_for_student
-from holds_app.services import entitlement_grant, holds_consume, holds_release, holds_take
+from holds_app.services import (
+    entitlement_grant,
+    holds_consume,
+    holds_release,
+    holds_take,
+)
 from tests.factories import CounselorFactory, EntitlementFactory, student_for
 
 

@@ -1,4 +1,5 @@
 """The session state machine: every legal move works, every other move raises and changes nothing."""
+
 import itertools
 import uuid
 
@@ -23,8 +24,12 @@ def _meeting() -> Meeting:
     from django.utils import timezone
 
     return Meeting.objects.create(
-        provider="zoom", provider_meeting_id=str(uuid.uuid4()), join_url="https://zoom.example/j/123",
-        start_time=timezone.now(), duration_minutes=60, topic="t",
+        provider="zoom",
+        provider_meeting_id=str(uuid.uuid4()),
+        join_url="https://zoom.example/j/123",
+        start_time=timezone.now(),
+        duration_minutes=60,
+        topic="t",
     )
 
 

@@ -1,4 +1,5 @@
 """Demo people and balances, created once and found again on every later run (API.md "Demo data")."""
+
 import json
 
 from django.conf import settings
@@ -38,9 +39,10 @@ class Command(BaseCommand):
             counselor = _person("counselor", Role.COUNSELOR, "Grace", "Hopper", "Asia/Shanghai", "feishu", password)
             other = _person("counselor.two", Role.COUNSELOR, "Alan", "Turing", "Europe/London", "google", password)
             _person("operator", Role.STAFF, "Ops", "Desk", "UTC", "google", password, superuser=True)
-            mentors = [_person(u, Role.MENTOR, f, l, tz, cal, None) for u, f, l, tz, cal in MENTORS]
+            mentors = [_person(u, Role.MENTOR, first, last, tz, cal, None) for u, first, last, tz, cal in MENTORS]
             students = [
-                _person(u, Role.STUDENT, f, l, tz, cal, None, counselor=counselor) for u, f, l, tz, cal in STUDENTS
+                _person(u, Role.STUDENT, first, last, tz, cal, None, counselor=counselor)
+                for u, first, last, tz, cal in STUDENTS
             ]
             for student in students:
                 for session_type in SESSION_TYPES.values():
