@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q
 
+from booking_project.admin import ViewOnlyAdmin
 from holds_app.models import Entitlement, Hold, HoldStatus
 
 
@@ -51,19 +52,9 @@ class EntitlementAdmin(admin.ModelAdmin):
 
 
 @admin.register(Hold)
-class HoldAdmin(admin.ModelAdmin):
+class HoldAdmin(ViewOnlyAdmin):
     list_display = ["id", "session_id", "entitlement", "status", "created_at", "released_at", "consumed_at"]
     list_filter = ["status", "entitlement__session_type"]
     search_fields = ["id", "session_id", "entitlement__student__username"]
     list_select_related = ["entitlement"]
     date_hierarchy = "created_at"
-
-    # Holds change only through the booking services, so that the balance stays true: view only.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from booking_project.admin import ViewOnlyAdmin
 from sessions_app.models import IdempotencyRecord, OutboxEvent, Session, SessionStudent
 
 
@@ -60,31 +61,18 @@ class SessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(ViewOnlyAdmin):
     list_display = ["id", "type", "version", "created_at", "published_at"]
     list_filter = ["type", ("published_at", admin.EmptyFieldListFilter)]
     search_fields = ["id", "type", "payload__sessionId"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
-    readonly_fields = ["id", "type", "version", "payload", "created_at", "published_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ViewOnlyAdmin):
     list_display = ["key", "counselor", "session", "response_status", "created_at"]
     search_fields = ["key", "session__id", "counselor__username"]
     list_filter = ["response_status"]
     list_select_related = ["counselor"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

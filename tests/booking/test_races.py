@@ -23,20 +23,21 @@ from tests.factories import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
 
 
-def race(requests: list[dict], user, headers: dict | None = None) -> list:
-    """POST every body at once from its own thread and connection; return the responses."""
-    barrier = threading.Barrier(len(requests))
-    responses: list = [None] * len(requests)
+def race_as(bookings: list[tuple], headers: dict | None = None) -> list:
+    """POST every (counselor, body) at once, each from its own thread and connection; return the responses."""
+    barrier = threading.Barrier(len(bookings))
+    responses: list = [None] * len(bookings)
 
     def book(i: int) -> None:
-        client = api_client_for(user)
+        counselor, body = bookings[i]
+        client = api_client_for(counselor)
         try:
             barrier.wait()
-            responses[i] = client.post(BOOK_URL, requests[i], format="json", headers=headers or {})
+            responses[i] = client.post(BOOK_URL, body, format="json", headers=headers or {})
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=book, args=(i,)) for i in range(len(requests))]
+    threads = [threading.Thread(target=book, args=(i,)) for i in range(len(bookings))]
     for t in threads:
         t.start()
     for t in threads:
@@ -44,31 +45,20 @@ def race(requests: list[dict], user, headers: dict | None = None) -> list:
     return responses
 
 
+def race(bodies: list[dict], counselor, headers: dict | None = None) -> list:
+    return race_as([(counselor, body) for body in bodies], headers)
+
+
 def test_twenty_counselors_racing_for_one_mentor_end_with_one_booking():
     mentor = MentorFactory()
     counselors = [CounselorFactory() for _ in range(20)]
     start = future()
-    bodies = [
+    bookings = [
         (c, booking_body(student=funded_student(c), mentor=mentor, start=start + timedelta(minutes=i)))
         for i, c in enumerate(counselors)
     ]
-    barrier = threading.Barrier(len(bodies))
-    responses: list = [None] * len(bodies)
 
-    def book(i: int) -> None:
-        counselor, body = bodies[i]
-        client = api_client_for(counselor)
-        try:
-            barrier.wait()
-            responses[i] = client.post(BOOK_URL, body, format="json")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=book, args=(i,)) for i in range(len(bodies))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    responses = race_as(bookings)
 
     assert Counter(r.status_code for r in responses) == {201: 1, 409: 19}
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"SLOT_CONFLICT"}
