@@ -78,7 +78,6 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_booking")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6's default; meeting links are https
 AUTH_USER_MODEL = "accounts_app.User"
 
 AUTH_PASSWORD_VALIDATORS = [

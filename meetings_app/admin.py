@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from booking_project.admin import ViewOnlyAdmin
 from meetings_app.models import Meeting
@@ -10,3 +11,4 @@ class MeetingAdmin(ViewOnlyAdmin):
     list_filter = ["provider", "status"]
     search_fields = ["id", "provider_meeting_id", "meeting_no", "topic"]
     date_hierarchy = "start_time"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # meeting links are https
