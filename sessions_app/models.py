@@ -60,7 +60,10 @@ class Session(models.Model):
             models.CheckConstraint(condition=models.Q(status__in=SessionStatus.values), name="session_status_valid"),
             models.CheckConstraint(condition=models.Q(session_type__in=list(SESSION_TYPES)), name="session_type_valid"),
             models.CheckConstraint(condition=models.Q(duration_minutes__gte=1), name="session_duration_positive"),
-            # A scheduled (or later) session always has its meeting; a pending one never does.
+            models.CheckConstraint(
+                condition=models.Q(meeting_provider__in=MeetingProvider.values), name="session_provider_valid"
+            ),
+            # A scheduled or running session always has its meeting.
             models.CheckConstraint(
                 condition=~models.Q(status__in=[SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS])
                 | models.Q(meeting__isnull=False),
@@ -79,12 +82,6 @@ class Session(models.Model):
     def student_ids(self) -> list[uuid.UUID]:
         """Students in booking order; the booking service fills this in so rendering costs no query."""
         return [row.student_id for row in self.session_students.all()]
-
-    @property
-    def ends_at(self):
-        from datetime import timedelta
-
-        return self.scheduled_at + timedelta(minutes=self.duration_minutes)
 
 
 class SessionStudent(models.Model):
