@@ -91,7 +91,7 @@ def main() -> None:
         errors += response.status_code != 201
     wall = time.perf_counter() - wall
 
-    print(f"SQL statements per booking (service, incl. BEGIN/COMMIT not counted): {len(queries)}")
+    print(f"SQL statements per booking in the service (BEGIN and COMMIT included): {len(queries)}")
     for name, values in (("service, in process", service_ms), ("HTTP, concurrency 1", http_ms)):
         print(
             f"{name:22s} n={len(values):4d}  p50={percentile(values, 50):6.2f} ms"
