@@ -5,15 +5,12 @@ Every error body is {"error": {"code", "message", "details"}} (API.md "Errors").
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
-
-logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):

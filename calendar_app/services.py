@@ -31,7 +31,9 @@ def slots_book(*, user_ids: Iterable[UUID], start: datetime, end: datetime, sess
 
     Runs inside the caller's transaction; costs one INSERT (plus a savepoint) whatever the number of users.
     """
-    user_ids = sorted(user_ids)  # a fixed order keeps lock waits between shared people short and acyclic
+    # A fixed order makes bookings that share people wait on each other less often; the deadlocks that
+    # the exclusion check still allows are retried below.
+    user_ids = sorted(user_ids)
     during = DateTimeTZRange(start, end, "[)")
     for attempt in range(1, SLOT_INSERT_ATTEMPTS + 1):
         try:

@@ -1,9 +1,8 @@
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, Q
 
 from booking_project.admin import ViewOnlyAdmin
-from holds_app.models import Entitlement, Hold, HoldStatus
+from holds_app.models import SPENDING_HOLD_STATUSES, Entitlement, Hold
 
 
 class EntitlementForm(forms.ModelForm):
@@ -14,7 +13,7 @@ class EntitlementForm(forms.ModelForm):
     def clean_units_bought(self):
         units = self.cleaned_data["units_bought"]
         if self.instance.pk:
-            spent = self.instance.holds.filter(status__in=[HoldStatus.ACTIVE, HoldStatus.CONSUMED]).count()
+            spent = self.instance.holds.filter(status__in=SPENDING_HOLD_STATUSES).count()
             if units < spent:
                 raise forms.ValidationError(
                     f"{spent} units are already held or consumed; the balance cannot go below 0."
@@ -43,8 +42,7 @@ class EntitlementAdmin(admin.ModelAdmin):
     inlines = [HoldInline]
 
     def get_queryset(self, request):
-        spent = Q(holds__status__in=[HoldStatus.ACTIVE, HoldStatus.CONSUMED])
-        return super().get_queryset(request).annotate(units_spent=Count("holds", filter=spent))
+        return super().get_queryset(request).with_units_spent()
 
     @admin.display(description="free units", ordering="units_spent")
     def units_free(self, entitlement):

@@ -4,6 +4,14 @@ from django.conf import settings
 from django.db import models
 
 
+class EntitlementQuerySet(models.QuerySet):
+    def with_units_spent(self) -> "EntitlementQuerySet":
+        """Annotate `units_spent`: units held or consumed, so no longer free (free = bought - spent)."""
+        return self.annotate(
+            units_spent=models.Count("holds", filter=models.Q(holds__status__in=SPENDING_HOLD_STATUSES))
+        )
+
+
 class Entitlement(models.Model):
     """Units of one billable session type a student has bought."""
 
@@ -13,6 +21,8 @@ class Entitlement(models.Model):
     units_bought = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EntitlementQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -27,6 +37,10 @@ class HoldStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     RELEASED = "released", "Released"
     CONSUMED = "consumed", "Consumed"
+
+
+# A unit stops being free when it is held for a session and stays spent once consumed.
+SPENDING_HOLD_STATUSES = (HoldStatus.ACTIVE, HoldStatus.CONSUMED)
 
 
 class Hold(models.Model):

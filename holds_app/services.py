@@ -4,13 +4,10 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from booking_project.errors import InsufficientBalance
 from holds_app.models import Entitlement, Hold, HoldStatus
-
-_SPENT = Q(holds__status__in=[HoldStatus.ACTIVE, HoldStatus.CONSUMED])
 
 
 def holds_take(*, session_id: UUID, student_ids: Iterable[UUID], session_type: str) -> list[Hold]:
@@ -30,12 +27,12 @@ def holds_take(*, session_id: UUID, student_ids: Iterable[UUID], session_type: s
     )
     spent = dict(
         Entitlement.objects.filter(id__in=[e_id for e_id, _, _ in locked])
-        .annotate(spent=Count("holds", filter=_SPENT))
-        .values_list("id", "spent")
+        .with_units_spent()
+        .values_list("id", "units_spent")
     )
     by_student = {student_id: (e_id, bought - spent[e_id]) for e_id, student_id, bought in locked}
     for student_id in student_ids:
-        entitlement_id, available = by_student.get(student_id, (None, 0))
+        _, available = by_student.get(student_id, (None, 0))
         if available < 1:
             raise InsufficientBalance(
                 details={"studentId": str(student_id), "sessionType": session_type, "available": max(available, 0)}
