@@ -12,12 +12,12 @@ MEETING_OPERATION_RESULT = "session.meeting.operation.result"
 _KINDS = {
     SESSION_CREATED: (
         1,
-        ("sessions_app.services.session_book",),
-        "A session was booked; its meeting is to be provisioned.",
+        ("sessions_app.services.session_book", "sessions_app.services.session_retry"),
+        "A session was booked (or a failed one retried); its meeting is to be provisioned.",
     ),
     MEETING_OPERATION_RESULT: (
         1,
-        ("sessions_app saga",),
+        ("sessions_app.saga",),
         "A meeting operation (create, update, cancel) on a session succeeded or failed for good.",
     ),
 }

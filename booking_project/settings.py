@@ -119,6 +119,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must fail fast when Redis is down: the booking has committed, and the outbox relay will
+# publish the event later. A request must not hang on the broker.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 5}
+CELERY_TASK_PUBLISH_RETRY = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -155,6 +160,29 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 THROTTLE_BOOK_RATE = env.str("THROTTLE_BOOK_RATE", default="30/min")
 THROTTLE_ACTION_RATE = env.str("THROTTLE_ACTION_RATE", default="60/min")
 SAGA_STUCK_AFTER_SECONDS = env.int("SAGA_STUCK_AFTER_SECONDS", default=120)
+SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=30.0)
+# The provisioning saga (DESIGN.md phase two): about three provider attempts, exponential backoff with
+# jitter, and a provider's Retry-After honoured unless it asks us to wait longer than the cap.
+SAGA_MAX_ATTEMPTS = env.int("SAGA_MAX_ATTEMPTS", default=3)
+SAGA_CANCEL_MAX_ATTEMPTS = env.int("SAGA_CANCEL_MAX_ATTEMPTS", default=5)
+SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=2.0)
+SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float("SAGA_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
+SAGA_MAX_RETRY_AFTER_SECONDS = env.float("SAGA_MAX_RETRY_AFTER_SECONDS", default=300.0)
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=5.0)
+# The relay leaves younger events to the on-commit publication, which is normally done within milliseconds.
+OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=2.0)
+CELERY_BEAT_SCHEDULE = {
+    "outbox-relay": {
+        "task": "sessions.outbox_relay",
+        "schedule": OUTBOX_RELAY_INTERVAL_SECONDS,
+        "options": {"expires": OUTBOX_RELAY_INTERVAL_SECONDS},
+    },
+    "saga-sweep": {
+        "task": "sessions.saga_sweep",
+        "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
+    },
+}
 
 # Meeting and calendar providers: credentials and base URLs (point them at the sandbox locally).
 FEISHU_APP_ID = env.str("FEISHU_APP_ID", default="")
@@ -167,6 +195,11 @@ ZOOM_API_BASE_URL = env.str("ZOOM_API_BASE_URL", default="https://api.zoom.us/v2
 ZOOM_OAUTH_URL = env.str("ZOOM_OAUTH_URL", default="https://zoom.us/oauth/token")
 GOOGLE_CALENDAR_BASE_URL = env.str("GOOGLE_CALENDAR_BASE_URL", default="https://www.googleapis.com/calendar/v3")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# An attempt open longer than this belongs to a worker that died mid-call (no live call lasts that long).
+SAGA_ATTEMPT_LEASE_SECONDS = env.float("SAGA_ATTEMPT_LEASE_SECONDS", default=2 * PROVIDER_TIMEOUT_SECONDS + 10)
+# Who hosts a meeting when the mentor's profile does not say (Feishu owner open_id; Zoom user id or email).
+FEISHU_DEFAULT_OWNER_OPEN_ID = env.str("FEISHU_DEFAULT_OWNER_OPEN_ID", default="")
+ZOOM_DEFAULT_HOST_ID = env.str("ZOOM_DEFAULT_HOST_ID", default="me")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bookings@localhost")

@@ -3,13 +3,14 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking_project.errors import api_not_found
-from sessions_app.apis import SessionBookApi, SessionDetailApi, SessionListApi
+from sessions_app.apis import SessionBookApi, SessionDetailApi, SessionListApi, SessionRetryApi
 
 api_patterns = [
     path("api/counselor/sessions/book", SessionBookApi.as_view(), name="session-book"),
     path("api/counselor/sessions", SessionListApi.as_view(), name="session-list"),
     # str, not uuid: a malformed id must still reach the API and answer 404 in the contract's shape.
     path("api/counselor/sessions/<str:session_id>", SessionDetailApi.as_view(), name="session-detail"),
+    path("api/counselor/sessions/<str:session_id>/retry", SessionRetryApi.as_view(), name="session-retry"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Anything else under /api/ answers the contract's 404, with DEBUG on or off.
     re_path(r"^api/", api_not_found),

@@ -1,11 +1,14 @@
 """Writes to calendar slots. The exclusion constraint, not a read-then-write, is what prevents double booking."""
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
 
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now
 
 from booking_project.errors import SlotConflict
 from calendar_app.models import SLOT_NO_OVERLAP, CalendarSlot, SlotStatus
@@ -79,3 +82,14 @@ def slots_cancel(*, slot_ids: Iterable[UUID]) -> int:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def slots_attach_meeting(*, slot_ids: Iterable[UUID], session_id: UUID, meeting_id: UUID, meeting_url: str) -> int:
+    """Write the session, its meeting and the meeting's link onto the session's booked slots, in one UPDATE
+    that keeps any other metadata. Returns how many slots were updated."""
+    return CalendarSlot.objects.filter(id__in=list(slot_ids), status=SlotStatus.BOOKED).update(
+        session_id=session_id,
+        meeting_id=meeting_id,
+        metadata=RawSQL("metadata || %s::jsonb", (json.dumps({"meetingUrl": meeting_url}),)),
+        updated_at=Now(),
+    )

@@ -27,6 +27,9 @@ class Meeting(models.Model):
     start_time = models.DateTimeField()
     duration_minutes = models.PositiveIntegerField()
     topic = models.CharField(max_length=200)
+    # Who asked for the meeting (the booking session's id): how a saga re-driven after a crash finds the
+    # meeting it already made instead of making a second one.
+    reference = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)

@@ -1,7 +1,20 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.utils.text import Truncator
 
 from booking_project.admin import ViewOnlyAdmin
-from sessions_app.models import IdempotencyRecord, OutboxEvent, Session, SessionStudent
+from booking_project.errors import ApplicationError
+from sessions_app.models import (
+    IdempotencyRecord,
+    ManualIntervention,
+    MeetingSaga,
+    OutboxEvent,
+    Session,
+    SessionStudent,
+)
+from sessions_app.saga import saga_meeting_cancel_retry, saga_resolve
+from sessions_app.services import session_reprovision
 
 
 class SessionStudentInline(admin.TabularInline):
@@ -25,12 +38,12 @@ class SessionAdmin(admin.ModelAdmin):
         "meeting_provider",
         "counselor",
         "mentor",
-        "requires_manual_intervention",
+        "needs_person",
         "created_at",
     ]
-    list_filter = ["status", "session_type", "meeting_provider", "requires_manual_intervention"]
+    list_filter = ["status", "session_type", "meeting_provider", "saga__requires_manual_intervention"]
     search_fields = ["id", "topic", "counselor__username", "mentor__username", "meeting__meeting_no"]
-    list_select_related = ["counselor", "mentor"]
+    list_select_related = ["counselor", "mentor", "saga"]
     date_hierarchy = "scheduled_at"
     ordering = ["-created_at"]
     inlines = [SessionStudentInline]
@@ -59,6 +72,10 @@ class SessionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(boolean=True, description="manual intervention")
+    def needs_person(self, session: Session) -> bool:
+        return session.requires_manual_intervention
+
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ViewOnlyAdmin):
@@ -76,3 +93,115 @@ class IdempotencyRecordAdmin(ViewOnlyAdmin):
     list_filter = ["response_status"]
     list_select_related = ["counselor"]
     date_hierarchy = "created_at"
+
+
+SAGA_FIELDS = [
+    "session",
+    "state",
+    "round",
+    "event_id",
+    "attempts",
+    "attempt_id",
+    "attempt_started_at",
+    "retry_at",
+    "meeting",
+    "last_error",
+    "compensation_reason",
+    "cancel_attempts",
+    "requires_manual_intervention",
+    "manual_intervention_reason",
+    "manual_intervention_at",
+    "resolved_by",
+    "resolved_at",
+    "resolution_note",
+    "last_driven_at",
+    "created_at",
+    "updated_at",
+    "finished_at",
+]
+
+
+@admin.register(MeetingSaga)
+class MeetingSagaAdmin(ViewOnlyAdmin):
+    """Where every session's meeting provisioning stands."""
+
+    list_display = ["session", "state", "round", "attempts", "requires_manual_intervention", "updated_at"]
+    list_filter = ["state", "requires_manual_intervention"]
+    search_fields = ["session__id", "event_id", "meeting__meeting_no"]
+    list_select_related = ["session"]
+    ordering = ["-updated_at"]
+    fields = SAGA_FIELDS
+    readonly_fields = SAGA_FIELDS
+
+
+@admin.register(ManualIntervention)
+class ManualInterventionAdmin(ViewOnlyAdmin):
+    """The operators' queue: sagas that need a person, newest first, with the three ways to deal with one."""
+
+    list_display = ["session", "state", "manual_intervention_at", "short_reason", "session_status"]
+    list_select_related = ["session"]
+    search_fields = ["session__id", "manual_intervention_reason"]
+    ordering = ["-manual_intervention_at"]
+    fields = SAGA_FIELDS
+    readonly_fields = SAGA_FIELDS
+    actions = ["retry_provider_cancel", "reprovision", "resolve_with_note"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(requires_manual_intervention=True)
+
+    def has_change_permission(self, request, obj=None):
+        # The actions need it; the form itself stays read-only (every field is in readonly_fields).
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(description="reason")
+    def short_reason(self, saga: ManualIntervention) -> str:
+        return Truncator(saga.manual_intervention_reason).chars(120)
+
+    @admin.display(description="session status")
+    def session_status(self, saga: ManualIntervention) -> str:
+        return saga.session.status
+
+    @admin.action(description="Retry the provider cancel of the meeting")
+    def retry_provider_cancel(self, request, queryset):
+        for saga in queryset:
+            if saga_meeting_cancel_retry(session_id=saga.session_id, actor_id=request.user.id):
+                self.message_user(request, f"{saga.session_id}: meeting cancelled, resolved.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"{saga.session_id}: not cancelled (no meeting to cancel, the session uses it, or the provider "
+                    "refused again; see last error).",
+                    messages.WARNING,
+                )
+
+    @admin.action(description="Re-provision the meeting")
+    def reprovision(self, request, queryset):
+        for saga in queryset:
+            try:
+                outcome = session_reprovision(session_id=saga.session_id)
+            except ApplicationError as error:
+                self.message_user(request, f"{saga.session_id}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{saga.session_id}: {outcome}", messages.SUCCESS)
+
+    @admin.action(description="Mark resolved with a note")
+    def resolve_with_note(self, request, queryset):
+        if "note" in request.POST:
+            note = request.POST["note"].strip()
+            if note:
+                for saga in queryset:
+                    saga_resolve(session_id=saga.session_id, actor_id=request.user.id, note=note)
+                self.message_user(request, f"{queryset.count()} resolved.", messages.SUCCESS)
+                return None
+            self.message_user(request, "Write a note saying what was done.", messages.ERROR)
+        return TemplateResponse(
+            request,
+            "admin/sessions_app/resolve_with_note.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Mark resolved with a note",
+                "sagas": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )

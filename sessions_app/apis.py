@@ -26,7 +26,7 @@ from meetings_app.models import MeetingProvider
 from sessions_app.idempotency import IdempotentRequest, request_fingerprint
 from sessions_app.models import Session, SessionStatus
 from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer
-from sessions_app.services import session_book
+from sessions_app.services import session_book, session_retry
 from sessions_app.types import SESSION_TYPES, session_type_get
 
 MAX_CLASS_SIZE = max(t.max_students for t in SESSION_TYPES.values())
@@ -211,6 +211,21 @@ class SessionDetailApi(APIView):
     def get(self, request: Request, session_id: str) -> Response:
         session = session_get_for_viewer(viewer=request.user, session_id=_parse_session_id(session_id))
         return Response(session_representation(session))
+
+
+class SessionRetryApi(APIView):
+    permission_classes = [IsCounselorOrStaff]
+
+    @extend_schema(
+        operation_id="session_retry",
+        request=None,
+        parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: SessionOutputSerializer, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        session = session_get_for_viewer(viewer=request.user, session_id=_parse_session_id(session_id))
+        session_retry(session_id=session.id)
+        return Response(session_representation(session_get_for_viewer(viewer=request.user, session_id=session.id)))
 
 
 def _parse_session_id(raw: str) -> UUID:

@@ -50,7 +50,6 @@ class Session(models.Model):
     # The calendar slots this session holds (one per participant), for the saga and the lifecycle.
     slot_ids = ArrayField(models.UUIDField(), default=list)
     failure_reason = models.TextField(null=True, blank=True)
-    requires_manual_intervention = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
@@ -82,6 +81,11 @@ class Session(models.Model):
     def student_ids(self) -> list[uuid.UUID]:
         """Students in booking order; the booking service fills this in so rendering costs no query."""
         return [row.student_id for row in self.session_students.all()]
+
+    @property
+    def requires_manual_intervention(self) -> bool:
+        saga = getattr(self, "saga", None)
+        return bool(saga and saga.requires_manual_intervention)
 
 
 class SessionStudent(models.Model):
@@ -133,3 +137,97 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["counselor", "key"], name="idempotency_key_once_per_counselor"),
         ]
+
+
+class SagaState(models.TextChoices):
+    PENDING = "pending", "Pending: provisioning not started"
+    CREATING = "creating", "Creating the meeting at the provider"
+    RETRY_WAIT = "retry_wait", "Waiting to retry the provider"
+    MEETING_CREATED = "meeting_created", "Meeting created; session to be scheduled"
+    COMPENSATING = "compensating", "Compensating: giving back what the session held"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed and compensated"
+
+
+SAGA_FINAL_STATES = frozenset({SagaState.SUCCEEDED, SagaState.FAILED})
+
+# The saga's state machine; `sessions_app.saga` is the only code that moves it.
+SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
+    SagaState.PENDING: frozenset({SagaState.CREATING, SagaState.COMPENSATING, SagaState.FAILED}),
+    SagaState.CREATING: frozenset(
+        {SagaState.CREATING, SagaState.RETRY_WAIT, SagaState.MEETING_CREATED, SagaState.COMPENSATING, SagaState.FAILED}
+    ),
+    SagaState.RETRY_WAIT: frozenset({SagaState.CREATING, SagaState.COMPENSATING, SagaState.FAILED}),
+    SagaState.MEETING_CREATED: frozenset({SagaState.SUCCEEDED, SagaState.COMPENSATING}),
+    SagaState.COMPENSATING: frozenset({SagaState.COMPENSATING, SagaState.FAILED}),
+    SagaState.SUCCEEDED: frozenset(),
+    # A counselor's retry starts a new round.
+    SagaState.FAILED: frozenset({SagaState.PENDING}),
+}
+
+
+class MeetingSaga(models.Model):
+    """Where the provisioning of a session's meeting stands: one row per session, the truth the Celery
+    tasks read and write (the tasks are only couriers)."""
+
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, primary_key=True, related_name="saga")
+    state = models.CharField(max_length=20, choices=SagaState.choices, default=SagaState.PENDING)
+    # A counselor's retry after MEETING_FAILED starts round 2, 3, ...
+    round = models.PositiveSmallIntegerField(default=1)
+    # The `{type}.session.created` event this round answers; an event of an earlier round is ignored.
+    event_id = models.UUIDField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The open provider call, committed before the call is made: found open later, it means a worker died
+    # mid-call and the meeting may exist at the provider.
+    attempt_id = models.UUIDField(null=True, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due after a transient failure (backoff, or the provider's Retry-After).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    meeting = models.ForeignKey(
+        "meetings_app.Meeting", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    compensation_reason = models.TextField(blank=True)
+    cancel_attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    requires_manual_intervention = models.BooleanField(default=False)
+    manual_intervention_reason = models.TextField(blank=True)
+    manual_intervention_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+    # When the sweep last re-drove this saga, so it re-drives a stuck saga once per period, not every tick.
+    last_driven_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=SagaState.values), name="saga_state_valid"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["-manual_intervention_at"],
+                name="saga_needs_person",
+                condition=models.Q(requires_manual_intervention=True),
+            ),
+            models.Index(
+                fields=["updated_at"],
+                name="saga_unfinished",
+                condition=~models.Q(state__in=[SagaState.SUCCEEDED, SagaState.FAILED]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"meeting saga of {self.session_id} ({self.state}, round {self.round})"
+
+
+class ManualIntervention(MeetingSaga):
+    """The operators' queue: sagas that need a person (the admin lists them newest first)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "manual intervention"
+        verbose_name_plural = "manual-intervention queue"

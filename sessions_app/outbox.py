@@ -1,11 +1,62 @@
-"""The transactional outbox: integration events are rows written in the transaction that caused them."""
+"""The transactional outbox: integration events are rows written in the transaction that caused them,
+published to their handlers' queues after commit, and republished by a relay when that did not happen
+(broker down, process killed between commit and publish). Handlers may therefore see an event twice:
+every handler is idempotent."""
 
+import logging
+from datetime import timedelta
+from functools import partial
 from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from booking_project.events import event_type_get
 from sessions_app.models import OutboxEvent
 
+logger = logging.getLogger(__name__)
+
 
 def outbox_event_add(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
-    """Record an event of a registered type. Call inside the transaction whose outcome it announces."""
-    return OutboxEvent.objects.create(type=type, version=event_type_get(type).version, payload=payload)
+    """Record an event of a registered type. Call inside the transaction whose outcome it announces; the
+    event is published once that transaction commits (and never if it rolls back)."""
+    event = OutboxEvent.objects.create(type=type, version=event_type_get(type).version, payload=payload)
+    transaction.on_commit(partial(outbox_event_publish, event=event), robust=True)
+    return event
+
+
+def outbox_event_publish(*, event: OutboxEvent) -> bool:
+    """Hand the event to the queue of each of its handlers, then mark it published. False when the broker
+    could not be reached: the event stays unpublished for the relay."""
+    try:
+        for handler in event_type_get(event.type).handlers:
+            handler.apply_async(kwargs={"event_id": str(event.id)}, retry=False)
+    except Exception as error:  # noqa: BLE001 - any broker failure leaves the event to the relay
+        logger.warning(
+            "outbox.publish_failed", extra={"eventId": str(event.id), "eventType": event.type, "error": repr(error)}
+        )
+        return False
+    OutboxEvent.objects.filter(id=event.id, published_at__isnull=True).update(published_at=timezone.now())
+    logger.info("outbox.published", extra={"eventId": str(event.id), "eventType": event.type})
+    return True
+
+
+def outbox_relay(*, batch_size: int = 200) -> int:
+    """Publish the events that on-commit publication left behind, oldest first. Several relays may run at
+    once: each claims its own rows (SKIP LOCKED). Returns how many were published."""
+    cutoff = timezone.now() - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
+    published = 0
+    with transaction.atomic():
+        stranded = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(published_at__isnull=True, created_at__lt=cutoff)
+            .order_by("created_at")[:batch_size]
+        )
+        for event in stranded:
+            if not outbox_event_publish(event=event):
+                break  # the broker is still down: try again next period
+            published += 1
+    if stranded:
+        logger.info("outbox.relayed", extra={"published": published, "stranded": len(stranded)})
+    return published

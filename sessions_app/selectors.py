@@ -12,7 +12,7 @@ from sessions_app.models import Session, SessionStudent
 
 def sessions_visible_to(*, viewer: User) -> QuerySet[Session]:
     """Staff see every session; a counselor sees the sessions of the students assigned to them."""
-    sessions = Session.objects.select_related("meeting").prefetch_related("session_students")
+    sessions = Session.objects.select_related("meeting", "saga").prefetch_related("session_students")
     if viewer.role == Role.STAFF or viewer.is_superuser:
         return sessions
     if viewer.role != Role.COUNSELOR:

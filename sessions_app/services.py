@@ -23,13 +23,14 @@ from sessions_app.idempotency import (
     idempotency_remember,
 )
 from sessions_app.models import (
-    ALLOWED_TRANSITIONS,
     Session,
     SessionStatus,
     SessionStudent,
 )
 from sessions_app.outbox import outbox_event_add
-from sessions_app.types import SessionType
+from sessions_app.saga import saga_restart, saga_start
+from sessions_app.transitions import session_transition
+from sessions_app.types import SessionType, session_type_get
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def session_book(
         )
         session.student_ids = list(student_ids)
         event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
+        saga_start(session=session, event=event)
         if idempotency is not None:
             idempotency_remember(counselor_id=counselor.id, request=idempotency, session=session)
 
@@ -193,30 +195,58 @@ def session_created_payload(session: Session) -> dict[str, Any]:
     }
 
 
-def session_transition(*, session_id: UUID, to: str, expected: str | None = None, **fields: Any) -> Session:
-    """Move a session to status `to`, compare-and-set, with any other columns in the same UPDATE.
+def session_retry(*, session_id: UUID) -> Session:
+    """Book a MEETING_FAILED session again (API.md "retry"): a new hold (billable types) and new slots at
+    the same time, the session back to PENDING_MEETING, and a new round of its saga, in one transaction.
 
-    `expected` pins the status the caller saw; without it the current status is read under a row lock.
-    Raises InvalidState when the move is not in ALLOWED_TRANSITIONS or the status changed meanwhile,
-    so a duplicate or late caller changes nothing.
+    Raises InvalidState (not MEETING_FAILED), SlotConflict or InsufficientBalance; then nothing changed.
     """
-    with transaction.atomic():
-        if expected is None:
-            current = Session.objects.select_for_update().filter(id=session_id).values_list("status", flat=True).first()
-            if current is None:
-                raise NotFound("No such session.")
-        else:
-            current = expected
-        if to not in ALLOWED_TRANSITIONS[current]:
+    with transaction.atomic(durable=True):
+        session = Session.objects.select_for_update().filter(id=session_id).first()
+        if session is None:
+            raise NotFound("No such session.")
+        if session.status != SessionStatus.MEETING_FAILED:
             raise InvalidState(
-                f"A session cannot go from {current} to {to}.", details={"status": current, "requested": to}
+                "Only a session whose meeting failed can be retried.",
+                details={"status": session.status, "requested": SessionStatus.PENDING_MEETING},
             )
-        now = timezone.now()
-        updated = Session.objects.filter(id=session_id, status=current).update(
-            status=to, status_changed_at=now, updated_at=now, **fields
+        session_type = session_type_get(session.session_type)
+        student_ids = session.student_ids
+        if session_type.billable:
+            holds_take(session_id=session.id, student_ids=student_ids, session_type=session_type.name)
+        end = session.scheduled_at + timedelta(minutes=session.duration_minutes)
+        slots = slots_book(
+            user_ids=[session.mentor_id, *student_ids],
+            start=session.scheduled_at,
+            end=end,
+            session_type=session_type.name,
         )
-        if not updated:
-            raise InvalidState(
-                "The session's status changed meanwhile.", details={"expected": current, "requested": to}
-            )
-    return Session.objects.select_related("meeting").get(id=session_id)
+        session = session_transition(
+            session_id=session.id,
+            to=SessionStatus.PENDING_MEETING,
+            expected=SessionStatus.MEETING_FAILED,
+            slot_ids=[slot.id for slot in slots],
+            failure_reason=None,
+        )
+        session.student_ids = student_ids
+        event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
+        saga_restart(session_id=session.id, event_id=event.id)
+    logger.info("session.retried", extra={"sessionId": str(session.id), "eventId": str(event.id)})
+    return session
+
+
+def session_reprovision(*, session_id: UUID) -> str:
+    """An operator's "provision again": a failed session is booked again (as the counselor's retry), a
+    session still waiting for its meeting has its saga re-driven now. Returns what was done."""
+    from sessions_app.tasks import provision_meeting
+
+    status = Session.objects.filter(id=session_id).values_list("status", flat=True).first()
+    if status == SessionStatus.MEETING_FAILED:
+        session_retry(session_id=session_id)
+        return "booked again; the meeting is being provisioned."
+    if status == SessionStatus.PENDING_MEETING:
+        provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
+        return "provisioning re-driven."
+    raise InvalidState(
+        f"A {status} session has nothing to provision.", details={"status": status, "requested": "reprovision"}
+    )

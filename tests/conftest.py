@@ -14,6 +14,9 @@ from tests.factories import (
     token_for,
 )
 
+# Events that tests publish go to a Redis database of their own, which no demo worker consumes.
+TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
+
 BOOK_URL = "/api/counselor/sessions/book"
 LIST_URL = "/api/counselor/sessions"
 
@@ -74,6 +77,16 @@ def booking_body(
         body["studentId"] = str(student.id)
     body.update(extra)
     return body
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_broker_of_tests():
+    from booking_project.celery import app
+
+    app.conf.broker_url = TEST_BROKER_URL
+    yield
+    with app.connection_for_write() as connection:
+        connection.default_channel.client.flushdb()
 
 
 @pytest.fixture

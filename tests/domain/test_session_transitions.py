@@ -8,7 +8,7 @@ import pytest
 from booking_project.errors import InvalidState
 from meetings_app.models import Meeting
 from sessions_app.models import ALLOWED_TRANSITIONS, Session, SessionStatus
-from sessions_app.services import session_transition
+from sessions_app.transitions import session_transition
 from tests.conftest import BOOK_URL, booking_body
 
 ALL_MOVES = list(itertools.product(SessionStatus.values, SessionStatus.values))

@@ -1,0 +1,125 @@
+"""Meetings at the providers, and the meetings table that remembers every one of them.
+
+Provider calls are never made inside a database transaction: a slow provider must not hold rows locked.
+The row of a meeting is committed right after the provider answers, in a short transaction of its own,
+so a meeting that exists at a provider is known here before anything else can fail.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from meetings_app.models import Meeting, MeetingStatus
+from meetings_app.providers import meeting_provider_client
+from meetings_app.providers.base import (
+    MeetingProviderClient,
+    MeetingRequest,
+    ProvidedMeeting,
+    ProviderError,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class MeetingManager:
+    """create_meeting / update_meeting / cancel_meeting: the provider call, then the meetings table."""
+
+    def __init__(self, client_for: Callable[[str], MeetingProviderClient] = meeting_provider_client):
+        self._client_for = client_for
+
+    def create_meeting(self, *, provider: str, request: MeetingRequest) -> Meeting:
+        """Create the meeting at the provider and store it. Raises TransientProviderError or
+        PermanentProviderError; nothing is stored then."""
+        provided = self._call(provider, "create", request.reference, lambda c: c.create(request))
+        return self._store(provider=provider, provided=provided, request=request)
+
+    def find_meeting(self, *, provider: str, request: MeetingRequest) -> Meeting | None:
+        """The active meeting already made for `request.reference`: first in our table, then, where the
+        provider can list meetings, at the provider (stored here when found). None when neither knows one."""
+        known = (
+            Meeting.objects.filter(provider=provider, reference=request.reference, status=MeetingStatus.ACTIVE)
+            .order_by("created_at")
+            .first()
+        )
+        if known is not None:
+            return known
+        client = self._client_for(provider)
+        if not client.can_find_by_reference:
+            return None
+        provided = self._call(provider, "find", request.reference, lambda c: c.find_by_reference(request))
+        if provided is None:
+            return None
+        return self._store(provider=provider, provided=provided, request=request)
+
+    def update_meeting(self, *, meeting_id: UUID, request: MeetingRequest) -> Meeting:
+        meeting = Meeting.objects.get(id=meeting_id)
+        self._call(
+            meeting.provider, "update", request.reference, lambda c: c.update(meeting.provider_meeting_id, request)
+        )
+        Meeting.objects.filter(id=meeting.id).update(
+            start_time=request.start_time,
+            duration_minutes=request.duration_minutes,
+            topic=request.topic,
+            updated_at=timezone.now(),
+        )
+        meeting.refresh_from_db()
+        return meeting
+
+    def cancel_meeting(self, *, meeting_id: UUID) -> Meeting | None:
+        """Cancel the meeting at its provider and mark it cancelled. An unknown or already cancelled meeting
+        is a no-op (None or the row as it is); so is one the provider no longer knows."""
+        meeting = Meeting.objects.filter(id=meeting_id).first()
+        if meeting is None or meeting.status == MeetingStatus.CANCELLED:
+            return meeting
+        self._call(meeting.provider, "cancel", meeting.reference, lambda c: c.cancel(meeting.provider_meeting_id))
+        now = timezone.now()
+        Meeting.objects.filter(id=meeting.id, status=MeetingStatus.ACTIVE).update(
+            status=MeetingStatus.CANCELLED, cancelled_at=now, updated_at=now
+        )
+        meeting.refresh_from_db()
+        return meeting
+
+    def _call(self, provider: str, operation: str, reference: str, call: Callable[[MeetingProviderClient], object]):
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return call(self._client_for(provider))
+        except ProviderError as error:
+            outcome = type(error).__name__
+            raise
+        finally:
+            logger.info(
+                "provider.call",
+                extra={
+                    "provider": provider,
+                    "operation": operation,
+                    "sessionId": reference,
+                    "outcome": outcome,
+                    "durationMs": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+    @staticmethod
+    def _store(*, provider: str, provided: ProvidedMeeting, request: MeetingRequest) -> Meeting:
+        fields = {
+            "meeting_no": provided.meeting_no,
+            "join_url": provided.join_url,
+            "host_id": provided.host_id,
+            "start_time": request.start_time,
+            "duration_minutes": request.duration_minutes,
+            "topic": request.topic[:200],
+            "reference": request.reference,
+        }
+        try:
+            with transaction.atomic():
+                meeting, _ = Meeting.objects.get_or_create(
+                    provider=provider, provider_meeting_id=provided.provider_meeting_id, defaults=fields
+                )
+        except IntegrityError:
+            # Two workers stored the same provider meeting at once; the other one's row is the row.
+            meeting = Meeting.objects.get(provider=provider, provider_meeting_id=provided.provider_meeting_id)
+        return meeting

@@ -1,0 +1,46 @@
+"""Celery tasks: couriers that carry ids to the saga and the outbox. No business rule lives here."""
+
+from uuid import UUID
+
+from celery import shared_task
+from django.conf import settings
+
+from booking_project.events import SESSION_CREATED, handles
+from sessions_app.models import OutboxEvent
+from sessions_app.outbox import outbox_relay
+from sessions_app.saga import saga_advance, sagas_redrive_due
+
+# A safety net above the saga's own bound on attempts (it counts them in its row, across redeliveries).
+_MAX_RETRIES = settings.SAGA_MAX_ATTEMPTS + settings.SAGA_CANCEL_MAX_ATTEMPTS + 2
+
+
+@handles(SESSION_CREATED)
+@shared_task(
+    bind=True,
+    name="sessions.provision_meeting",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=_MAX_RETRIES,
+)
+def provision_meeting(self, event_id: str | None = None, session_id: str | None = None) -> None:
+    """Advance the session's meeting saga: on a `{type}.session.created` event, or re-driven by session id."""
+    if session_id is None:
+        session_id = OutboxEvent.objects.filter(id=event_id).values_list("payload__sessionId", flat=True).first()
+        if session_id is None:
+            return  # an event of a database that no longer has it (tests, restores): nothing to do
+    step = saga_advance(session_id=UUID(session_id), event_id=UUID(event_id) if event_id else None)
+    if step.retry_in is not None:
+        raise self.retry(countdown=step.retry_in, kwargs={"event_id": event_id, "session_id": session_id})
+
+
+@shared_task(name="sessions.outbox_relay", acks_late=True)
+def relay_outbox() -> int:
+    return outbox_relay()
+
+
+@shared_task(name="sessions.saga_sweep", acks_late=True)
+def sweep_sagas() -> int:
+    due = sagas_redrive_due()
+    for session_id in due:
+        provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
+    return len(due)
