@@ -1,0 +1,286 @@
+"""What the Feishu and Zoom clients share: one HTTP session with a timeout on every request, one reading of
+failures into transient and permanent errors, and one access-token cache.
+
+The provider-specific parts (which body code means "rate limited", which answer means "token expired") stay in
+each client; everything here is provider-neutral.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from meetings_app.providers.base import PermanentProviderError, TransientProviderError
+
+logger = logging.getLogger(__name__)
+
+# Failures of the connection itself: the provider may never have seen the request, or may have and not
+# answered. Either way another attempt can succeed.
+NETWORK_FAILURES: tuple[type[Exception], ...] = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+# Provider text quoted in an error message is cut short: it is for a person reading a log, not a payload.
+PROVIDER_MESSAGE_LIMIT = 200
+REDACTED = "[redacted]"
+
+
+def seconds_to_wait(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds until the moment a rate-limit header names: a number of seconds, an HTTP-date or an ISO 8601
+    date-time (how Zoom names the end of a daily limit). None when the header is absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    moment = _moment(text)
+    if moment is None:
+        return None
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class ProviderHttp:
+    """One `requests.Session` per client, a (connect, read) timeout on every request, and the error classes.
+
+    Every error message built here passes through `redact`, which blanks the client's credentials and the
+    access tokens it has recently held, so a provider that echoes a secret back cannot leak it into logs.
+    """
+
+    def __init__(self, *, provider: str, timeout_seconds: float, secrets: Iterable[str] = (), pool_size: int = 32):
+        self.provider = provider
+        self._timeout = (timeout_seconds, timeout_seconds)
+        self._secrets = tuple(secret for secret in secrets if secret)
+        # A token is a secret too; the last few are kept so one refused a moment ago is still blanked.
+        self._tokens: deque[str] = deque(maxlen=4)
+        self.session = requests.Session()
+        # Workers run many provider calls at once on threads or greenlets; the default pool of 10 would drop
+        # connections under that load. No adapter-level retries: the caller decides what is worth retrying.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def remember_token(self, token: str) -> None:
+        if token:
+            self._tokens.append(token)
+
+    def redact(self, text: str) -> str:
+        for secret in (*self._secrets, *tuple(self._tokens)):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def send(self, method: str, url: str, *, operation: str, **kwargs: Any) -> requests.Response:
+        """The provider's answer, whatever its status. A request that got no answer raises
+        TransientProviderError (or PermanentProviderError when the request could not even be made)."""
+        where = f"{method} {urlsplit(url).path}"
+        try:
+            return self.session.request(method, url, timeout=self._timeout, **kwargs)
+        except NETWORK_FAILURES as error:
+            # The exception's own text is left out: it can quote the URL, headers or connection details.
+            raise self.transient(f"{where} got no answer ({type(error).__name__})", operation=operation) from error
+        except requests.RequestException as error:
+            raise self.permanent(f"{where} could not be sent ({type(error).__name__})", operation=operation) from error
+
+    def transient(
+        self,
+        message: str,
+        *,
+        operation: str,
+        status: int | None = None,
+        code: Any = None,
+        retry_after: float | None = None,
+    ) -> TransientProviderError:
+        return TransientProviderError(
+            self._message(message, operation=operation),
+            provider=self.provider,
+            operation=operation,
+            status=status,
+            code=code,
+            retry_after=retry_after,
+        )
+
+    def permanent(
+        self, message: str, *, operation: str, status: int | None = None, code: Any = None
+    ) -> PermanentProviderError:
+        return PermanentProviderError(
+            self._message(message, operation=operation),
+            provider=self.provider,
+            operation=operation,
+            status=status,
+            code=code,
+        )
+
+    def refused(
+        self, response: requests.Response, *, operation: str, code: Any = None, detail: Any = None
+    ) -> PermanentProviderError:
+        """The error for an answer that says no for good."""
+        return self.permanent(
+            f"{describe(response)} refused{_code_text(code)}{_detail_text(detail)}",
+            operation=operation,
+            status=response.status_code,
+            code=code,
+        )
+
+    def unavailable(
+        self,
+        response: requests.Response,
+        *,
+        operation: str,
+        code: Any = None,
+        detail: Any = None,
+        retry_after: float | None = None,
+    ) -> TransientProviderError:
+        """The error for an answer that says "not now": rate limited or failing on the provider's side."""
+        return self.transient(
+            f"{describe(response)} unavailable{_code_text(code)}{_detail_text(detail)}",
+            operation=operation,
+            status=response.status_code,
+            code=code,
+            retry_after=retry_after,
+        )
+
+    def json_object(self, response: requests.Response) -> dict[str, Any] | None:
+        """The body as a JSON object, or None when it is empty, not JSON, or JSON of another shape."""
+        if not response.content:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _message(self, message: str, *, operation: str) -> str:
+        return self.redact(f"{self.provider} {operation}: {message}")
+
+
+def describe(response: requests.Response) -> str:
+    """`HTTP 503 from POST /path`: where an answer came from, without query string or headers."""
+    request = response.request
+    path = urlsplit(request.url or "").path if request is not None else ""
+    method = request.method if request is not None else ""
+    return f"HTTP {response.status_code} from {method} {path}".rstrip()
+
+
+def _code_text(code: Any) -> str:
+    return "" if code is None else f" with code {code}"
+
+
+def _detail_text(detail: Any) -> str:
+    if not detail:
+        return ""
+    return f": {str(detail)[:PROVIDER_MESSAGE_LIMIT]}"
+
+
+def header_seconds(headers: Mapping[str, str], *names: str) -> float | None:
+    """Seconds to wait from the first of `names` that the answer carries and that can be read."""
+    for name in names:
+        seconds = seconds_to_wait(headers.get(name))
+        if seconds is not None:
+            return seconds
+    return None
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str
+    refresh_at: float  # on the cache's clock
+
+
+# What a provider says when handing out a token: the token and how many seconds it lives.
+TokenFetch = Callable[[str], tuple[str, float]]
+
+
+class AccessTokenCache:
+    """One access token shared by every thread of a client.
+
+    The token is fetched by one thread while the others wait for it, reused until `refresh_margin_seconds`
+    before it expires, and dropped when the provider refuses it (`discard`). A refused token is dropped only
+    if it is still the cached one, so many threads refused at once cause a single refresh.
+    """
+
+    def __init__(
+        self,
+        *,
+        fetch: TokenFetch,
+        refresh_margin_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._fetch = fetch
+        self._refresh_margin = refresh_margin_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: AccessToken | None = None
+
+    def token(self, *, operation: str) -> str:
+        with self._lock:
+            if self._token is None or self._clock() >= self._token.refresh_at:
+                started = self._clock()
+                value, lifetime = self._fetch(operation)
+                # A token shorter-lived than the margin (a sandbox's) is still reused for half its life rather
+                # than fetched again for every call.
+                usable_for = max(lifetime - self._refresh_margin, lifetime / 2)
+                self._token = AccessToken(value=value, refresh_at=started + usable_for)
+            return self._token.value
+
+    def discard(self, token: str) -> None:
+        with self._lock:
+            if self._token is not None and self._token.value == token:
+                self._token = None
+
+
+def send_with_token(
+    http: ProviderHttp,
+    tokens: AccessTokenCache,
+    method: str,
+    url: str,
+    *,
+    operation: str,
+    token_refused: Callable[[requests.Response], bool],
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send with `Authorization: Bearer <token>`. When the provider says the token is invalid or expired, fetch
+    a new one once and send once more; a second refusal is the caller's to classify."""
+    token = tokens.token(operation=operation)
+    response = http.send(method, url, operation=operation, headers={**(headers or {}), **_bearer(token)}, **kwargs)
+    if not token_refused(response):
+        return response
+    logger.info("provider.token_refused", extra={"provider": http.provider, "operation": operation})
+    tokens.discard(token)
+    token = tokens.token(operation=operation)
+    return http.send(method, url, operation=operation, headers={**(headers or {}), **_bearer(token)}, **kwargs)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
