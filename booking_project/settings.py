@@ -195,8 +195,9 @@ ZOOM_API_BASE_URL = env.str("ZOOM_API_BASE_URL", default="https://api.zoom.us/v2
 ZOOM_OAUTH_URL = env.str("ZOOM_OAUTH_URL", default="https://zoom.us/oauth/token")
 GOOGLE_CALENDAR_BASE_URL = env.str("GOOGLE_CALENDAR_BASE_URL", default="https://www.googleapis.com/calendar/v3")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
-# An attempt open longer than this belongs to a worker that died mid-call (no live call lasts that long).
-SAGA_ATTEMPT_LEASE_SECONDS = env.float("SAGA_ATTEMPT_LEASE_SECONDS", default=2 * PROVIDER_TIMEOUT_SECONDS + 10)
+# An attempt open longer than this belongs to a worker that died mid-call. A live call lasts at most four
+# requests (token, call, fresh token, call again), each under the timeout.
+SAGA_ATTEMPT_LEASE_SECONDS = env.float("SAGA_ATTEMPT_LEASE_SECONDS", default=4 * PROVIDER_TIMEOUT_SECONDS + 10)
 # Who hosts a meeting when the mentor's profile does not say (Feishu owner open_id; Zoom user id or email).
 FEISHU_DEFAULT_OWNER_OPEN_ID = env.str("FEISHU_DEFAULT_OWNER_OPEN_ID", default="")
 ZOOM_DEFAULT_HOST_ID = env.str("ZOOM_DEFAULT_HOST_ID", default="me")
