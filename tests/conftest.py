@@ -79,11 +79,26 @@ def booking_body(
     return body
 
 
+def celery_broker_switch(url: str) -> None:
+    """Point this process's publishing at another broker. Celery caches its connection and producer pools,
+    so they are dropped too; the next publication opens new ones."""
+    from kombu import pools
+
+    from booking_project.celery import app
+
+    # With the Django settings namespace, the CELERY_-prefixed key is the one Celery reads.
+    app.conf.CELERY_BROKER_URL = url
+    assert app.connection_for_write().as_uri().endswith(url.rsplit("@", 1)[-1].split("://", 1)[-1])
+    pools.reset()  # kombu keeps producer pools per broker URL, process-wide
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_broker_of_tests():
     from booking_project.celery import app
 
-    app.conf.broker_url = TEST_BROKER_URL
+    celery_broker_switch(TEST_BROKER_URL)
     yield
     with app.connection_for_write() as connection:
         connection.default_channel.client.flushdb()

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.conftest import TEST_BROKER_URL, celery_broker_switch
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Short clocks so failures, retries, leases and sweeps play out in seconds.
@@ -191,8 +193,6 @@ def _answers(port: int) -> bool:
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.db import connection
 
-    from booking_project.celery import app
-
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
     workdir = tmp_path_factory.mktemp("stack")
@@ -203,10 +203,10 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         stack.start_worker()
         stack.start_beat()
         # This process books, so its events must reach the stack's Redis.
-        app.conf.broker_url = stack.redis_url
-        app.pool.force_close_all()
+        celery_broker_switch(stack.redis_url)
         yield stack
     finally:
+        celery_broker_switch(TEST_BROKER_URL)
         stack.stop_all()
         if os.environ.get("KEEP_STACK_LOGS"):
             print(f"stack logs kept in {workdir}")

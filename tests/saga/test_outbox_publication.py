@@ -1,0 +1,114 @@
+"""Events leave the outbox after commit, and the relay publishes what on-commit publication could not."""
+
+import json
+from datetime import timedelta
+
+import pytest
+import redis
+from django.utils import timezone
+
+from booking_project.events import EVENT_TYPES, MEETING_OPERATION_RESULT, SESSION_CREATED
+from sessions_app.models import OutboxEvent
+from sessions_app.outbox import outbox_relay
+from sessions_app.tasks import provision_meeting
+from tests.conftest import BOOK_URL, TEST_BROKER_URL, booking_body, celery_broker_switch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+@pytest.fixture
+def queue():
+    """The test broker's default queue, emptied before and after."""
+    client = redis.Redis.from_url(TEST_BROKER_URL)
+    client.delete("celery")
+    yield client
+    client.delete("celery")
+
+
+def queued_tasks(queue) -> list[dict]:
+    return [json.loads(raw)["headers"] for raw in queue.lrange("celery", 0, -1)]
+
+
+@pytest.fixture
+def broker_down():
+    def down():
+        celery_broker_switch(UNREACHABLE_BROKER)
+
+    yield down
+    celery_broker_switch(TEST_BROKER_URL)
+
+
+def test_every_event_type_is_registered_with_its_handlers():
+    created = [t for t in EVENT_TYPES.values() if t.kind == SESSION_CREATED]
+    results = [t for t in EVENT_TYPES.values() if t.kind == MEETING_OPERATION_RESULT]
+    assert len(created) == len(results) == 5
+    assert all(provision_meeting in t.handlers for t in created)
+    assert all(t.version == 1 and t.producers and t.description for t in EVENT_TYPES.values())
+
+
+def test_a_booking_publishes_its_event_after_commit(counselor_api, student, mentor, queue):
+    response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
+
+    event = OutboxEvent.objects.get(payload__sessionId=response.json()["sessionId"])
+    assert event.published_at is not None
+    [task] = queued_tasks(queue)
+    assert task["task"] == "sessions.provision_meeting"
+    assert str(event.id) in task["kwargsrepr"]
+
+
+def test_a_booking_answers_201_with_the_broker_down_and_the_relay_publishes_later(
+    counselor_api, student, mentor, queue, broker_down, settings
+):
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 0
+    broker_down()
+
+    response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
+
+    assert response.status_code == 201
+    event = OutboxEvent.objects.get(payload__sessionId=response.json()["sessionId"])
+    assert event.published_at is None
+    assert outbox_relay() == 0  # still down: nothing published, nothing lost
+
+    celery_broker_switch(TEST_BROKER_URL)
+    assert outbox_relay() == 1
+
+    event.refresh_from_db()
+    assert event.published_at is not None
+    assert [t["task"] for t in queued_tasks(queue)] == ["sessions.provision_meeting"]
+
+
+def test_the_relay_leaves_young_events_to_on_commit_publication(counselor_api, student, mentor, broker_down, settings):
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 60
+    broker_down()
+    counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
+
+    assert outbox_relay() == 0
+    assert OutboxEvent.objects.filter(published_at__isnull=True).count() == 1
+
+
+def test_a_rolled_back_transaction_publishes_nothing(counselor_api, student, mentor, queue):
+    body = booking_body(student=student, mentor=mentor, mentorId=str(student.id))  # invalid: refused
+
+    counselor_api.post(BOOK_URL, body, format="json")
+
+    assert OutboxEvent.objects.count() == 0
+    assert queued_tasks(queue) == []
+
+
+def test_the_relay_publishes_oldest_first_and_only_once(counselor_api, student, mentor, queue, broker_down, settings):
+    settings.OUTBOX_RELAY_GRACE_SECONDS = 0
+    broker_down()
+    from tests.factories import future
+
+    for hours in (30, 33, 36):
+        counselor_api.post(
+            BOOK_URL, booking_body(student=student, mentor=mentor, start=future(hours=hours)), format="json"
+        )
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    celery_broker_switch(TEST_BROKER_URL)
+
+    assert outbox_relay() == 3
+    assert outbox_relay() == 0
+    assert len(queued_tasks(queue)) == 3
