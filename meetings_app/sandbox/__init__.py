@@ -1,0 +1,5 @@
+"""A local stand-in for Feishu, Zoom and Google Calendar (API.md "Provider sandbox")."""
+
+from meetings_app.sandbox.server import ProviderSandbox
+
+__all__ = ["ProviderSandbox"]
