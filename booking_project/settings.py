@@ -133,6 +133,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 0.5,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# The worker logs through LOGGING below (one JSON object per line), like the web processes.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# On a lost broker connection, late-acknowledged tasks cannot be acknowledged any more: cancel them so they
+# are redelivered (Celery 6's default). Every task is idempotent, so running one again is safe.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

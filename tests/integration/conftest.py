@@ -189,7 +189,9 @@ def _answers(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack runs while this package's tests run, and is gone before other tests (which book
+# and publish too) start.
+@pytest.fixture(scope="package")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.db import connection
 

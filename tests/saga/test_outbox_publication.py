@@ -20,11 +20,17 @@ UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 @pytest.fixture
 def queue():
-    """The test broker's default queue, emptied before and after."""
+    """The test broker's default queue, emptied before and after (this process publishes to it meanwhile,
+    even when an integration stack of the same run has its own broker)."""
+    from booking_project.celery import app
+
+    previous = app.conf.CELERY_BROKER_URL
+    celery_broker_switch(TEST_BROKER_URL)
     client = redis.Redis.from_url(TEST_BROKER_URL)
     client.delete("celery")
     yield client
     client.delete("celery")
+    celery_broker_switch(previous)
 
 
 def queued_tasks(queue) -> list[dict]:
@@ -36,8 +42,11 @@ def broker_down():
     def down():
         celery_broker_switch(UNREACHABLE_BROKER)
 
+    from booking_project.celery import app
+
+    previous = app.conf.CELERY_BROKER_URL
     yield down
-    celery_broker_switch(TEST_BROKER_URL)
+    celery_broker_switch(previous)
 
 
 def test_every_event_type_is_registered_with_its_handlers():
