@@ -6,37 +6,18 @@ it asserts nothing. The full benchmark (pgbench floor, concurrency, the saga) is
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "booking_project.settings")
+import requests
+from common import bench_people, percentile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-import django  # noqa: E402
-
-django.setup()
-
-import requests  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from django.utils import timezone  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
-
-from accounts_app.models import Role  # noqa: E402
-from accounts_app.services import person_create  # noqa: E402
-from holds_app.services import entitlement_grant  # noqa: E402
-from sessions_app.services import session_book  # noqa: E402
-from sessions_app.types import session_type_get  # noqa: E402
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+from sessions_app.services import session_book
+from sessions_app.types import session_type_get
 
 
 def main() -> None:
@@ -45,12 +26,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300)
     args = parser.parse_args()
 
-    run = uuid.uuid4().hex[:8]
-    counselor = person_create(username=f"bench-counselor-{run}", role=Role.COUNSELOR)
-    mentor = person_create(username=f"bench-mentor-{run}", role=Role.MENTOR)
-    student = person_create(username=f"bench-student-{run}", role=Role.STUDENT, counselor=counselor)
-    entitlement_grant(student_id=student.id, session_type="regular_mentoring", units=10 * args.n + 10)
-    token = Token.objects.create(user=counselor).key
+    people = bench_people(units=10 * args.n + 10)
+    counselor, mentor, student, token = people.counselor, people.mentor, people.student, people.token
     first = timezone.now().replace(second=0, microsecond=0) + timedelta(days=1)
     slot = iter(first + timedelta(minutes=15 * i) for i in range(10 * args.n + 10))
 
