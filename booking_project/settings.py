@@ -1,5 +1,6 @@
 """Settings, all read from the environment with local defaults that let a fresh checkout run."""
 
+import re
 from pathlib import Path
 
 import environ
@@ -11,14 +12,28 @@ env = environ.Env()
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 PRODUCTION = DJANGO_ENV == "production"
 
-if PRODUCTION and not env.str("SECRET_KEY", default=""):
+# Known to everyone who reads this file: good for a laptop, refused in production.
+_DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me-0123456789abcdefghijklmnop"
+
+if PRODUCTION:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DJANGO_ENV=production.")
+    _secret_key = env.str("SECRET_KEY", default="")
+    if not _secret_key:
+        raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DJANGO_ENV=production.")
+    if _secret_key == _DEVELOPMENT_SECRET_KEY or len(_secret_key) < 50 or len(set(_secret_key)) < 5:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be a long random value (50 characters or more, not the development key) when "
+            "DJANGO_ENV=production, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+    if not env.list("ALLOWED_HOSTS", default=[]):
+        raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's host(s) when DJANGO_ENV=production.")
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop")
-DEBUG = False if PRODUCTION else env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default=_DEVELOPMENT_SECRET_KEY)
+# Off unless asked for (DEBUG=true, on a developer's machine); production ignores the variable.
+DEBUG = False if PRODUCTION else env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Origins (scheme and host, e.g. https://booking.example.com) whose unsafe requests the session-login UI accepts.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -42,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses an oversized API body (413) before authentication, parsing or any read of it.
+    "booking_project.api.RequestBodyLimitMiddleware",
     # Serves the admin's static files under gunicorn, compressed and cached, with no extra web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -163,6 +180,8 @@ SPECTACULAR_SETTINGS = {
 
 # Booking rules (API.md "Limits").
 BOOKING_HORIZON_DAYS = env.int("BOOKING_HORIZON_DAYS", default=30)
+# The largest JSON body the API reads (413 PAYLOAD_TOO_LARGE above it). A class of 50 students is about 3 KiB.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 DEFAULT_MEETING_PROVIDER = env.str("DEFAULT_MEETING_PROVIDER", default="feishu")
 if DEFAULT_MEETING_PROVIDER not in ("feishu", "zoom"):
     from django.core.exceptions import ImproperlyConfigured
@@ -173,6 +192,11 @@ BILLABLE_SESSION_TYPES = env.list("BILLABLE_SESSION_TYPES", default=None)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 THROTTLE_BOOK_RATE = env.str("THROTTLE_BOOK_RATE", default="30/min")
 THROTTLE_ACTION_RATE = env.str("THROTTLE_ACTION_RATE", default="60/min")
+for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE):
+    if not re.fullmatch(r"none|\d+/(s|sec|m|min|h|hour|d|day)", _rate.strip().lower()):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"A throttle rate is like 30/min or none, not {_rate!r}.")
 SAGA_STUCK_AFTER_SECONDS = env.int("SAGA_STUCK_AFTER_SECONDS", default=120)
 SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=30.0)
 # The provisioning saga (DESIGN.md phase two): about three provider attempts, exponential backoff with
@@ -227,6 +251,12 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    # Django's defaults already, stated so that `check --deploy` stays clean if a default ever changes.
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"
+    SESSION_COOKIE_HTTPONLY = True
 
 LOGGING = {
     "version": 1,
@@ -234,8 +264,11 @@ LOGGING = {
     "formatters": {
         "structured": {"()": "booking_project.logging.StructuredFormatter"},
     },
+    "filters": {
+        "redact": {"()": "booking_project.logging.RedactingFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+        "console": {"class": "logging.StreamHandler", "formatter": "structured", "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

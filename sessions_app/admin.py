@@ -1,11 +1,15 @@
+import json
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from booking_project.admin import ViewOnlyAdmin
 from booking_project.errors import ApplicationError
 from sessions_app.models import (
+    AuditEntry,
     IdempotencyRecord,
     ManualIntervention,
     MeetingSaga,
@@ -64,10 +68,27 @@ class SessionAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "status_changed_at",
+        "audit_trail",
     ]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="audit trail")
+    def audit_trail(self, session: Session) -> str:
+        entries = AuditEntry.objects.filter(session_id=session.id).select_related("actor")
+        return format_html(
+            "<table><tr><th>when</th><th>action</th><th>who</th><th>via</th><th>from</th><th>to</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                (
+                    (e.at.isoformat(timespec="seconds"), e.get_action_display(), e.actor or "the system", e.via,
+                     json.dumps(e.before), json.dumps(e.after))
+                    for e in entries
+                ),
+            ),
+        )  # fmt: skip
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -178,7 +199,7 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
     def reprovision(self, request, queryset):
         for saga in queryset:
             try:
-                outcome = session_reprovision(session_id=saga.session_id)
+                outcome = session_reprovision(session_id=saga.session_id, actor=request.user)
             except ApplicationError as error:
                 self.message_user(request, f"{saga.session_id}: {error.message}", messages.ERROR)
             else:
@@ -205,3 +226,15 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ViewOnlyAdmin):
+    """The append-only trail: read here, filtered by session, action or person."""
+
+    list_display = ["at", "action", "session_id", "actor", "via"]
+    list_filter = ["action", "via"]
+    search_fields = ["session_id", "actor__username"]
+    list_select_related = ["actor"]
+    date_hierarchy = "at"
+    ordering = ["-at", "-id"]

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from booking_project.api import (
+    RETRY_AFTER_HEADER,
     AwareDateTimeField,
     IsCounselor,
     IsCounselorOrStaff,
@@ -22,6 +23,7 @@ from booking_project.api import (
     error_responses,
 )
 from booking_project.errors import ApplicationError, NotFound
+from booking_project.throttles import ActionThrottle, BookThrottle
 from meetings_app.models import MeetingProvider
 from sessions_app.idempotency import IdempotentRequest, request_fingerprint
 from sessions_app.models import Session, SessionStatus
@@ -89,6 +91,7 @@ IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
 
 class SessionBookApi(APIView):
     permission_classes = [IsCounselor]
+    throttle_classes = [BookThrottle]
 
     class InputSerializer(StrictSerializer):
         sessionType = serializers.ChoiceField(choices=list(SESSION_TYPES))
@@ -115,8 +118,8 @@ class SessionBookApi(APIView):
     @extend_schema(
         operation_id="session_book",
         request=InputSerializer,
-        parameters=[IDEMPOTENCY_KEY_HEADER],
-        responses={201: SessionOutputSerializer, **error_responses(400, 401, 403, 404, 409, 422)},
+        parameters=[IDEMPOTENCY_KEY_HEADER, RETRY_AFTER_HEADER],
+        responses={201: SessionOutputSerializer, **error_responses(400, 401, 403, 404, 409, 413, 422, 429)},
     )
     def post(self, request: Request) -> Response:
         idempotency = self._idempotent_request(request)
@@ -158,6 +161,7 @@ class SessionListPagination(PageNumberPagination):
 
 class SessionListApi(APIView):
     permission_classes = [IsCounselorOrStaff]
+    pagination_class = SessionListPagination  # read by the schema generator: the answer is a page
 
     class FilterSerializer(StrictSerializer):
         status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
@@ -182,7 +186,7 @@ class SessionListApi(APIView):
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("pageSize", OpenApiTypes.INT),
         ],
-        responses={200: SessionOutputSerializer(many=True), **error_responses(400, 401, 403, 404)},
+        responses={200: SessionOutputSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params.dict())
@@ -206,7 +210,7 @@ class SessionDetailApi(APIView):
     @extend_schema(
         operation_id="session_read",
         parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
-        responses={200: SessionOutputSerializer, **error_responses(401, 403, 404)},
+        responses={200: SessionOutputSerializer, **error_responses(401, 403, 404, 413)},
     )
     def get(self, request: Request, session_id: str) -> Response:
         session = session_get_for_viewer(viewer=request.user, session_id=_parse_session_id(session_id))
@@ -215,16 +219,17 @@ class SessionDetailApi(APIView):
 
 class SessionRetryApi(APIView):
     permission_classes = [IsCounselorOrStaff]
+    throttle_classes = [ActionThrottle]
 
     @extend_schema(
         operation_id="session_retry",
         request=None,
-        parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
-        responses={200: SessionOutputSerializer, **error_responses(401, 403, 404, 409)},
+        parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH), RETRY_AFTER_HEADER],
+        responses={200: SessionOutputSerializer, **error_responses(401, 403, 404, 409, 413, 429)},
     )
     def post(self, request: Request, session_id: str) -> Response:
         session = session_get_for_viewer(viewer=request.user, session_id=_parse_session_id(session_id))
-        session_retry(session_id=session.id)
+        session_retry(session_id=session.id, actor=request.user)
         return Response(session_representation(session_get_for_viewer(viewer=request.user, session_id=session.id)))
 
 

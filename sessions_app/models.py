@@ -231,3 +231,40 @@ class ManualIntervention(MeetingSaga):
         proxy = True
         verbose_name = "manual intervention"
         verbose_name_plural = "manual-intervention queue"
+
+
+class AuditAction(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    RETRIED = "retried", "Retried"
+    CANCELLED = "cancelled", "Cancelled"
+    RESCHEDULED = "rescheduled", "Rescheduled"
+    COMPLETED = "completed", "Completed"
+    INTERVENTION_RESOLVED = "intervention_resolved", "Manual intervention resolved"
+
+
+class AuditEntry(models.Model):
+    """Who did what to a session, when, through what, from what to what. Append-only: the database refuses
+    UPDATE and DELETE on this table (a trigger, see the migration), so history cannot be rewritten."""
+
+    id = models.BigAutoField(primary_key=True)
+    # A plain id, not a foreign key: the trail outlives anything that happens to the session row.
+    session_id = models.UUIDField(db_index=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Where the action came from: "api", "admin", "web".
+    via = models.CharField(max_length=16)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(action__in=AuditAction.values), name="audit_action_valid"),
+        ]
+        verbose_name_plural = "audit trail"
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.session_id} by {self.actor_id or 'the system'} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -34,9 +34,11 @@ from meetings_app.providers.base import (
     TransientProviderError,
 )
 from meetings_app.services import MeetingManager
+from sessions_app.audit import audit_record
 from sessions_app.models import (
     SAGA_FINAL_STATES,
     SAGA_TRANSITIONS,
+    AuditAction,
     MeetingSaga,
     OutboxEvent,
     SagaState,
@@ -499,19 +501,29 @@ def saga_meeting_cancel_retry(*, session_id: UUID, actor_id: UUID | None) -> boo
     return True
 
 
-def saga_resolve(*, session_id: UUID, actor_id: UUID | None, note: str) -> None:
-    """A person dealt with it: the saga leaves the queue, with who, when and the note kept."""
+def saga_resolve(*, session_id: UUID, actor_id: UUID | None, note: str, via: str = "admin") -> None:
+    """A person dealt with it: the saga leaves the queue, with who, when and the note kept (and audited)."""
     with transaction.atomic():
         saga = _lock(session_id)
         if not saga.requires_manual_intervention:
             return
+        actor = User.objects.filter(id=actor_id).first() if actor_id else None
+        reason = saga.manual_intervention_reason
         _move(
             saga,
             saga.state,
             requires_manual_intervention=False,
-            resolved_by=User.objects.filter(id=actor_id).first() if actor_id else None,
+            resolved_by=actor,
             resolved_at=timezone.now(),
             resolution_note=note,
+        )
+        audit_record(
+            session_id=session_id,
+            action=AuditAction.INTERVENTION_RESOLVED,
+            actor=actor,
+            via=via,
+            before={"requiresManualIntervention": True, "reason": reason},
+            after={"requiresManualIntervention": False, "note": note},
         )
     logger.info("saga.manual_intervention_resolved", extra={"sessionId": str(session_id), "actorId": _str(actor_id)})
 

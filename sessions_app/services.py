@@ -17,12 +17,14 @@ from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound
 from calendar_app.services import slots_book
 from holds_app.services import holds_take
+from sessions_app.audit import audit_record, audit_state
 from sessions_app.idempotency import (
     IdempotentRequest,
     idempotency_claim,
     idempotency_remember,
 )
 from sessions_app.models import (
+    AuditAction,
     Session,
     SessionStatus,
     SessionStudent,
@@ -110,6 +112,7 @@ def session_book(
     meeting_provider: str,
     topic: str | None = None,
     idempotency: IdempotentRequest | None = None,
+    via: str = "api",
 ) -> BookingOutcome:
     """Book a session: hold (billable types), slots for everyone, the session PENDING_MEETING and its
     `{type}.session.created` outbox event, all in one transaction or not at all. Makes no network call.
@@ -162,6 +165,13 @@ def session_book(
         session.student_ids = list(student_ids)
         event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
         saga_start(session=session, event=event)
+        audit_record(
+            session_id=session.id,
+            action=AuditAction.BOOKED,
+            actor=counselor,
+            via=via,
+            after={**audit_state(session), "mentorId": str(mentor_id), "studentIds": [str(s) for s in student_ids]},
+        )
         if idempotency is not None:
             idempotency_remember(counselor_id=counselor.id, request=idempotency, session=session)
 
@@ -195,7 +205,7 @@ def session_created_payload(session: Session) -> dict[str, Any]:
     }
 
 
-def session_retry(*, session_id: UUID) -> Session:
+def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session:
     """Book a MEETING_FAILED session again (API.md "retry"): a new hold (billable types) and new slots at
     the same time, the session back to PENDING_MEETING, and a new round of its saga, in one transaction.
 
@@ -210,6 +220,7 @@ def session_retry(*, session_id: UUID) -> Session:
                 "Only a session whose meeting failed can be retried.",
                 details={"status": session.status, "requested": SessionStatus.PENDING_MEETING},
             )
+        before = audit_state(session)
         session_type = session_type_get(session.session_type)
         student_ids = session.student_ids
         if session_type.billable:
@@ -231,18 +242,26 @@ def session_retry(*, session_id: UUID) -> Session:
         session.student_ids = student_ids
         event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
         saga_restart(session_id=session.id, event_id=event.id)
+        audit_record(
+            session_id=session.id,
+            action=AuditAction.RETRIED,
+            actor=actor,
+            via=via,
+            before=before,
+            after=audit_state(session),
+        )
     logger.info("session.retried", extra={"sessionId": str(session.id), "eventId": str(event.id)})
     return session
 
 
-def session_reprovision(*, session_id: UUID) -> str:
+def session_reprovision(*, session_id: UUID, actor: User) -> str:
     """An operator's "provision again": a failed session is booked again (as the counselor's retry), a
     session still waiting for its meeting has its saga re-driven now. Returns what was done."""
     from sessions_app.tasks import provision_meeting
 
     status = Session.objects.filter(id=session_id).values_list("status", flat=True).first()
     if status == SessionStatus.MEETING_FAILED:
-        session_retry(session_id=session_id)
+        session_retry(session_id=session_id, actor=actor, via="admin")
         return "booked again; the meeting is being provisioned."
     if status == SessionStatus.PENDING_MEETING:
         provision_meeting.apply_async(kwargs={"session_id": str(session_id)})

@@ -104,6 +104,13 @@ def celery_broker_of_tests():
         connection.default_channel.client.flushdb()
 
 
+@pytest.fixture(autouse=True)
+def throttles_off(settings):
+    """Rate limits are off unless a test turns them on: many tests book more than a counselor may per minute."""
+    settings.THROTTLE_BOOK_RATE = "none"
+    settings.THROTTLE_ACTION_RATE = "none"
+
+
 @pytest.fixture
 def counselor(db) -> User:
     return CounselorFactory()

@@ -7,9 +7,9 @@ from tests.conftest import BOOK_URL, booking_body, funded_student
 from tests.factories import MentorFactory, future, student_for
 
 # token lookup, people, entitlement lock, spent units, hold, savepoint + slots + release, session,
-# session students, outbox event, saga row: 12 statements. Inside a test the booking's own transaction is a
+# session students, outbox event, saga row, audit entry: 13 statements. Inside a test the booking's own transaction is a
 # savepoint of the test's (2 more); the Idempotency-Key adds the key lock, lookup and record (3 more).
-MAX_QUERIES_PER_BOOKING = 12 + 2
+MAX_QUERIES_PER_BOOKING = 13 + 2
 MAX_QUERIES_WITH_IDEMPOTENCY_KEY = MAX_QUERIES_PER_BOOKING + 3
 
 

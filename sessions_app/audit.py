@@ -1,0 +1,31 @@
+"""The audit trail: one row per action a person takes on a session, written in the action's transaction."""
+
+from typing import Any
+from uuid import UUID
+
+from accounts_app.models import User
+from sessions_app.models import AuditEntry, Session
+
+
+def audit_record(
+    *,
+    session_id: UUID,
+    action: str,
+    actor: User | None,
+    via: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        session_id=session_id, action=action, actor=actor, via=via, before=before or {}, after=after or {}
+    )
+
+
+def audit_state(session: Session) -> dict[str, Any]:
+    """The part of a session an action changes, as the trail shows it."""
+    return {
+        "status": session.status,
+        "scheduledAt": session.scheduled_at.isoformat(),
+        "duration": session.duration_minutes,
+        "slotIds": [str(s) for s in session.slot_ids],
+    }
