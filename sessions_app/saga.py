@@ -73,6 +73,8 @@ class _CreatePlan:
     recovering: bool
     # No attempt is left: only a meeting the dead worker made may still be adopted.
     attempts_exhausted: bool
+    # The session's status when the attempt opened: a meeting is only ever made for a PENDING_MEETING one.
+    session_status: str
 
 
 def saga_start(*, session: Session, event: OutboxEvent) -> MeetingSaga:
@@ -174,6 +176,7 @@ def _claim(*, session_id: UUID, event_id: UUID | None) -> "_CreatePlan | str | N
         request=_meeting_request(session),
         recovering=attempt_open,
         attempts_exhausted=exhausted,
+        session_status=session.status,
     )
 
 
@@ -191,7 +194,6 @@ def _meeting_create(plan: _CreatePlan) -> SagaStep:
     manager = MeetingManager()
     started = time.perf_counter()
     log = {"sessionId": str(plan.session_id), "eventId": _str(plan.event_id), "provider": plan.provider}
-    left_behind_warning = ""
     try:
         if not plan.request.host_id:
             raise PermanentProviderError(
@@ -205,12 +207,17 @@ def _meeting_create(plan: _CreatePlan) -> SagaStep:
             if meeting is not None:
                 logger.info("saga.meeting_adopted", extra={**log, "meetingId": str(meeting.id)})
             elif not meeting_provider_client(plan.provider).can_find_by_reference:
-                left_behind_warning = (
-                    f"A {plan.provider} reservation may have been left behind by a worker that died mid-call: "
-                    f"owner {plan.request.host_id}, end time {plan.request.end_time.isoformat()}, "
-                    f"topic {plan.request.topic!r}. Check the owner's reservations and delete the extra one."
-                )
+                # Flagged at once: whatever happens to this attempt, a person must check the provider.
+                with transaction.atomic():
+                    _manual_intervention_flag(
+                        _lock(plan.session_id),
+                        f"A {plan.provider} reservation may have been left behind by a worker that died mid-call: "
+                        f"owner {plan.request.host_id}, end time {plan.request.end_time.isoformat()}, "
+                        f"topic {plan.request.topic!r}. Check the owner's reservations and delete the extra one.",
+                    )
         if meeting is None:
+            if plan.session_status != SessionStatus.PENDING_MEETING:
+                return _give_up(plan, reason=f"The session was {plan.session_status} while its meeting was being made.")
             if plan.attempts_exhausted:
                 return _attempt_failed(plan, error=None)
             meeting = manager.create_meeting(provider=plan.provider, request=plan.request)
@@ -224,7 +231,7 @@ def _meeting_create(plan: _CreatePlan) -> SagaStep:
         "saga.meeting_created",
         extra={**log, "meetingId": str(meeting.id), "durationMs": _ms(started)},
     )
-    return _meeting_stored(plan, meeting=meeting, left_behind_warning=left_behind_warning)
+    return _meeting_stored(plan, meeting=meeting)
 
 
 def _attempt_failed(plan: _CreatePlan, *, error: TransientProviderError | None) -> SagaStep:
@@ -271,15 +278,13 @@ def _give_up(plan: _CreatePlan, *, reason: str) -> SagaStep:
     return _compensate(session_id=plan.session_id, event_id=plan.event_id)
 
 
-def _meeting_stored(plan: _CreatePlan, *, meeting: Meeting, left_behind_warning: str) -> SagaStep:
+def _meeting_stored(plan: _CreatePlan, *, meeting: Meeting) -> SagaStep:
     """Bind the meeting to the saga (first stored wins), then schedule the session with it."""
     with transaction.atomic():
         saga = _lock(plan.session_id)
         ours = saga.attempt_id == plan.attempt_id and saga.state == SagaState.CREATING and saga.meeting_id is None
         if ours:
             _move(saga, SagaState.MEETING_CREATED, meeting=meeting, attempt_id=None, last_error="")
-            if left_behind_warning:
-                _manual_intervention_flag(saga, left_behind_warning)
         surplus = not ours and saga.meeting_id != meeting.id
     if surplus:
         # Our lease ran out mid-call and another worker's meeting was stored first: ours must not linger.

@@ -3,6 +3,7 @@
 The integration suite proves the whole stack; these pin each branch (retry, give up, adopt, flag, ignore)
 quickly and deterministically."""
 
+import json
 import re
 from datetime import timedelta
 
@@ -256,20 +257,55 @@ def test_a_session_cancelled_before_provisioning_makes_no_meeting(providers, boo
     assert not [c for c in providers.calls if "reserves" in c.request.url]
 
 
-def test_a_meeting_made_for_a_session_cancelled_meanwhile_is_cancelled(providers, booked):
-    providers.post(RESERVE_APPLY, json=feishu_reserve())
-    delete = providers.delete(f"{FEISHU}/open-apis/vc/v1/reserves/r123456789", json={"code": 0, "msg": "ok"})
+def test_a_meeting_whose_session_was_cancelled_during_the_call_is_cancelled(providers, booked):
     session = booked()
-    MeetingSaga.objects.filter(session=session).update(
-        state=SagaState.CREATING, attempts=1, attempt_started_at=timezone.now() - timedelta(hours=1)
-    )
-    Session.objects.filter(id=session.id).update(status=SessionStatus.CANCELLED)
+
+    def reserve_while_the_counselor_cancels(request):
+        Session.objects.filter(id=session.id).update(status=SessionStatus.CANCELLED)
+        return 200, {}, json.dumps(feishu_reserve())
+
+    providers.add_callback(responses.POST, RESERVE_APPLY, callback=reserve_while_the_counselor_cancels)
+    delete = providers.delete(f"{FEISHU}/open-apis/vc/v1/reserves/r123456789", json={"code": 0, "msg": "ok"})
 
     saga_advance(session_id=session.id)
 
     assert delete.call_count == 1
     assert Meeting.objects.get().status == MeetingStatus.CANCELLED
     assert Session.objects.get(id=session.id).status == SessionStatus.CANCELLED
+    assert saga_of(session).state == SagaState.FAILED
+    assert not saga_of(session).requires_manual_intervention
+
+
+def test_after_a_crash_a_cancelled_session_gets_no_new_reservation_but_a_check(providers, booked, settings):
+    apply = providers.post(RESERVE_APPLY, json=feishu_reserve())
+    session = booked()
+    stale = timezone.now() - timedelta(seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS + 1)
+    MeetingSaga.objects.filter(session=session).update(state=SagaState.CREATING, attempts=1, attempt_started_at=stale)
+    Session.objects.filter(id=session.id).update(status=SessionStatus.CANCELLED)
+
+    saga_advance(session_id=session.id)
+
+    assert apply.call_count == 0
+    saga = saga_of(session)
+    assert saga.state == SagaState.FAILED
+    assert saga.requires_manual_intervention and "left behind" in saga.manual_intervention_reason
+
+
+def test_after_a_crash_a_cancelled_session_has_its_zoom_meeting_found_and_cancelled(providers, booked, settings):
+    session = booked("zoom")
+    providers.get(
+        re.compile(rf"{re.escape(ZOOM_API)}/users/.+/meetings.*"),
+        json={"meetings": [{"id": 5, "agenda": f"Booking session {session.id}", "join_url": "https://z/j/5"}]},
+    )
+    delete = providers.delete(f"{ZOOM_API}/meetings/5", status=204)
+    stale = timezone.now() - timedelta(seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS + 1)
+    MeetingSaga.objects.filter(session=session).update(state=SagaState.CREATING, attempts=1, attempt_started_at=stale)
+    Session.objects.filter(id=session.id).update(status=SessionStatus.CANCELLED)
+
+    saga_advance(session_id=session.id)
+
+    assert delete.call_count == 1
+    assert Meeting.objects.get(provider_meeting_id="5").status == MeetingStatus.CANCELLED
     assert saga_of(session).state == SagaState.FAILED
 
 
