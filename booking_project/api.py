@@ -1,13 +1,19 @@
 """Pieces every API view shares: role permissions, the error body's schema, strict input serializers."""
 
+import io
 import json
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse
+from django.conf import settings
+from django.http import JsonResponse
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import parsers, permissions, serializers
 from rest_framework.exceptions import ParseError
 
 from accounts_app.models import Role
+from booking_project.errors import PayloadTooLarge, error_body
 
 
 class IsCounselor(permissions.BasePermission):
@@ -36,20 +42,71 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """The OpenAPI document says what StrictSerializer does: no property beyond the declared ones."""
+
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        return {**schema, "additionalProperties": False}
+
+
 class StrictJSONParser(parsers.JSONParser):
     """JSON that Python parses but the app cannot handle is malformed input too (400, never 500): nesting
     deep enough to exhaust the recursion limit, and lone surrogate escapes ("\\ud800"), which are not
     Unicode text and break every later echo, fingerprint or write of the string."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        # Never read more than the limit, whatever Content-Length said (RequestBodyLimitMiddleware has already
+        # refused a declared length over it): a body that goes on past it is refused, not parsed.
+        limit = settings.API_MAX_BODY_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge(details={"maxBytes": limit})
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = super().parse(io.BytesIO(raw), media_type, parser_context)
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
         except UnicodeEncodeError:
             raise ParseError("JSON parse error - a string holds a lone surrogate escape, which is not text.") from None
         return data
+
+
+class RequestBodyLimitMiddleware:
+    """Refuses an API request body over `API_MAX_BODY_BYTES` with 413 before anything reads it: by its
+    declared Content-Length, or, for a body without one (chunked), because its size cannot be bounded before
+    reading it (Django's WSGI request would otherwise read it as empty)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.startswith("/api/"):
+            refusal = self._refusal(request.META)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+    @staticmethod
+    def _refusal(meta: dict[str, Any]) -> JsonResponse | None:
+        limit = settings.API_MAX_BODY_BYTES
+        chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked:
+            too_large = True
+        else:
+            try:
+                too_large = int(meta.get("CONTENT_LENGTH") or 0) > limit
+            except ValueError:
+                too_large = False  # Django reads no body at all then
+        if not too_large:
+            return None
+        error = PayloadTooLarge(details={"maxBytes": limit})
+        if chunked:
+            error.message = f"Send the request body with a Content-Length of at most {limit} bytes, not chunked."
+        return JsonResponse(error_body(error.code, error.message, error.details), status=error.status_code)
 
 
 class UUIDStringField(serializers.UUIDField):
@@ -111,6 +168,18 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         405: "METHOD_NOT_ALLOWED.",
         409: "SLOT_CONFLICT, INSUFFICIENT_BALANCE, INVALID_STATE or IDEMPOTENCY_KEY_IN_USE.",
         422: "IDEMPOTENCY_KEY_REUSED: same Idempotency-Key, different body.",
+        413: "PAYLOAD_TOO_LARGE: the request body is over the size limit (or chunked, so of unknown size).",
         429: "THROTTLED: over a rate limit; Retry-After says when to come back.",
     }
     return {status: OpenApiResponse(ErrorSerializer, description=descriptions[status]) for status in statuses}
+
+
+# The header a 429 carries (API.md "Limits"); an operation that can answer 429 lists it in its parameters.
+RETRY_AFTER_HEADER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[429],
+    required=True,
+    description="Seconds to wait before trying again.",
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -60,6 +61,12 @@ class IdempotencyKeyReused(ApplicationError):
     message = "This Idempotency-Key was used with a different request body."
 
 
+class PayloadTooLarge(ApplicationError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "The request body is over the size limit."
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -97,6 +104,9 @@ def _messages(detail: Any, prefix: str = "") -> list[str]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own cap (DATA_UPLOAD_MAX_MEMORY_SIZE) met while reading the body: too large, not a bug.
+        exc = PayloadTooLarge()
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, Http404):
@@ -128,6 +138,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 def api_not_found(request, exception=None) -> JsonResponse:
     """Unknown URLs answer in the contract's shape too, not Django's HTML page."""
     return JsonResponse(error_body("NOT_FOUND", "No such resource."), status=404)
+
+
+def api_bad_request(request, exception=None) -> JsonResponse:
+    """What Django itself refuses as a bad request (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a host not in
+    ALLOWED_HOSTS, ...) answers in the contract's shape too, not Django's HTML page."""
+    if isinstance(exception, RequestDataTooBig):
+        error = PayloadTooLarge()
+        return JsonResponse(error_body(error.code, error.message), status=error.status_code)
+    return JsonResponse(error_body("VALIDATION_ERROR", "The request is not valid."), status=400)
 
 
 def api_server_error(request) -> JsonResponse:

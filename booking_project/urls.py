@@ -21,5 +21,6 @@ urlpatterns = [
     *api_patterns,
 ]
 
+handler400 = "booking_project.errors.api_bad_request"
 handler404 = "booking_project.errors.api_not_found"
 handler500 = "booking_project.errors.api_server_error"

@@ -81,7 +81,7 @@ def _session_location(session_id: UUID) -> str:
 
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255},
     OpenApiParameter.HEADER,
     required=False,
     description="At most 255 characters, scoped to the counselor. The same key with the same body "
@@ -183,8 +183,10 @@ class SessionListApi(APIView):
             OpenApiParameter("sessionType", OpenApiTypes.STR, enum=list(SESSION_TYPES)),
             OpenApiParameter("from", OpenApiTypes.DATETIME, description="Sessions starting at or after."),
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="Sessions starting before."),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("pageSize", OpenApiTypes.INT),
+            OpenApiParameter("page", {"type": "integer", "minimum": 1}),
+            OpenApiParameter(
+                "pageSize", {"type": "integer", "minimum": 1, "maximum": SessionListPagination.max_page_size}
+            ),
         ],
         responses={200: SessionOutputSerializer(many=True), **error_responses(400, 401, 403, 404, 413)},
     )
