@@ -106,7 +106,11 @@ class RequestBodyLimitMiddleware:
         error = PayloadTooLarge(details={"maxBytes": limit})
         if chunked:
             error.message = f"Send the request body with a Content-Length of at most {limit} bytes, not chunked."
-        return JsonResponse(error_body(error.code, error.message, error.details), status=error.status_code)
+        response = JsonResponse(error_body(error.code, error.message, error.details), status=error.status_code)
+        # Answered before the rest of the stack (which would add it): the client can read the answer whole
+        # even while the server is still draining or dropping the body it sent.
+        response["Content-Length"] = str(len(response.content))
+        return response
 
 
 class UUIDStringField(serializers.UUIDField):

@@ -13,7 +13,7 @@ REDACTED = "[redacted]"
 _SENSITIVE_NAME = re.compile(r"password|passwd|secret|token|authorization|api_?key|cookie|e_?mail|phone", re.I)
 # The same inside free text: `app_secret=...`, `"access_token": "..."`, `Authorization: Token ...`.
 _SENSITIVE_PAIR = re.compile(
-    r"""(?P<name>["']?[\w-]*(?:password|passwd|secret|token|authorization|api_?key|cookie)[\w-]*["']?\s*[:=]\s*)"""
+    r"""(?P<name>(?<![\w.-])["']?[\w-]*(?:password|passwd|secret|token|authorization|api_?key|cookie)[\w-]*["']?\s*[:=]\s*)"""
     r"""(?P<value>"[^"]*"|'[^']*'|(?:bearer|token|basic)\s+[^\s,;&"'}]+|[^\s,;&"'}]+)""",
     re.I,
 )

@@ -55,11 +55,8 @@ class FuzzWorld:
 
 
 @pytest.fixture
-def fuzz_world(transactional_db, settings) -> FuzzWorld:
-    # Rate limits would turn most generated bookings into 429s after the first few; 429 itself is documented
-    # and covered by the schema tests.
-    settings.THROTTLE_BOOK_RATE = "none"
-    settings.THROTTLE_ACTION_RATE = "none"
+def fuzz_world(transactional_db) -> FuzzWorld:
+    # Rate limits are off (tests/conftest.py), or most generated bookings would be 429s after the first few.
     counselor = CounselorFactory()
     students = [funded_student(counselor) for _ in range(3)]
     mentors = [MentorFactory() for _ in range(3)]
