@@ -180,9 +180,9 @@ SPECTACULAR_SETTINGS = {
 
 # Booking rules (API.md "Limits").
 BOOKING_HORIZON_DAYS = env.int("BOOKING_HORIZON_DAYS", default=30)
-# The largest JSON body the API reads (413 PAYLOAD_TOO_LARGE above it), nginx's default. The largest real
+# The largest JSON body the API reads (413 PAYLOAD_TOO_LARGE above it). The largest real
 # body, a class of 50 students with a 200-character topic, is about 3 KiB.
-API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 DEFAULT_MEETING_PROVIDER = env.str("DEFAULT_MEETING_PROVIDER", default="feishu")
 if DEFAULT_MEETING_PROVIDER not in ("feishu", "zoom"):
     from django.core.exceptions import ImproperlyConfigured
