@@ -17,6 +17,8 @@ from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound
 from calendar_app.services import slots_book
 from holds_app.services import holds_take
+from meetings_app.models import MeetingProvider
+from meetings_app.providers.feishu import RESERVE_MAX_DAYS_AHEAD as FEISHU_RESERVE_MAX_DAYS_AHEAD
 from sessions_app.audit import audit_record, audit_state
 from sessions_app.idempotency import (
     IdempotentRequest,
@@ -51,6 +53,7 @@ def booking_rules_check(
     mentor_id: UUID,
     start: datetime,
     duration_minutes: int,
+    meeting_provider: str | None = None,
     now: datetime | None = None,
 ) -> None:
     """The rules of API.md "Book" that do not need the database. Raises ApplicationError (400) naming the field."""
@@ -72,6 +75,13 @@ def booking_rules_check(
         errors["scheduledStartTime"] = ["The start time must be in the future."]
     elif start > now + timedelta(days=settings.BOOKING_HORIZON_DAYS):
         errors["scheduledStartTime"] = [f"A session can be booked at most {settings.BOOKING_HORIZON_DAYS} days ahead."]
+    elif meeting_provider == MeetingProvider.FEISHU and start + timedelta(minutes=duration_minutes) > now + timedelta(
+        days=FEISHU_RESERVE_MAX_DAYS_AHEAD
+    ):
+        # Refused here rather than by Feishu minutes later, when the counselor has moved on.
+        errors["scheduledStartTime"] = [
+            f"A Feishu meeting must end within {FEISHU_RESERVE_MAX_DAYS_AHEAD} days; start earlier or use Zoom."
+        ]
     if not 15 <= duration_minutes <= 240:
         errors["duration"] = ["The duration is 15 to 240 minutes."]
     if errors:
@@ -127,6 +137,7 @@ def session_book(
         mentor_id=mentor_id,
         start=start,
         duration_minutes=duration_minutes,
+        meeting_provider=meeting_provider,
     )
     if counselor.role != Role.COUNSELOR:
         raise ApplicationError("Only a counselor books sessions.")

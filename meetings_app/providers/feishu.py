@@ -29,6 +29,10 @@ RESERVE_NOT_FOUND = 121004
 TOKEN_REFRESH_MARGIN_SECONDS = 5 * 60
 
 
+# A reservation's end_time may be at most 30 days ahead (VC reserve apply).
+RESERVE_MAX_DAYS_AHEAD = 30
+
+
 class FeishuMeetingClient(MeetingProviderClient):
     name = "feishu"
     can_find_by_reference = False  # Feishu has no list of reservations to search.

@@ -349,13 +349,33 @@ def test_a_start_just_inside_the_horizon_books_and_one_beyond_it_is_rejected(cou
     inside = future(hours=24 * settings.BOOKING_HORIZON_DAYS, minutes=-1)
     outside = future(hours=24 * settings.BOOKING_HORIZON_DAYS, minutes=+2)
 
-    ok = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor, start=inside), format="json")
+    ok = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, start=inside, meetingProvider="zoom"), format="json"
+    )
     too_far = counselor_api.post(
-        BOOK_URL, booking_body(student=student, mentor=mentor, start=outside + timedelta(hours=5)), format="json"
+        BOOK_URL,
+        booking_body(student=student, mentor=mentor, start=outside + timedelta(hours=5), meetingProvider="zoom"),
+        format="json",
     )
 
     assert ok.status_code == 201, ok.json()
     assert_validation_error(too_far, "scheduledStartTime")
+
+
+def test_a_feishu_meeting_must_end_within_feishus_thirty_days(counselor_api, student, mentor):
+    # Feishu refuses a reservation that ends more than 30 days ahead: refused at booking, not minutes later
+    ends_in_time = future(hours=24 * 30, minutes=-62)
+    ends_too_late = future(hours=24 * 30, minutes=-30)
+
+    ok = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, start=ends_in_time, duration=60), format="json"
+    )
+    too_late = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor, start=ends_too_late, duration=60), format="json"
+    )
+
+    assert ok.status_code == 201, ok.json()
+    assert "Feishu" in assert_validation_error(too_late, "scheduledStartTime")["details"]["scheduledStartTime"][0]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+import redis
 from django.db import connection
 
 from calendar_app.models import CalendarSlot, SlotStatus
@@ -225,6 +226,40 @@ def test_a_worker_killed_mid_call_leaves_no_orphan_meeting(people, sandbox, stac
         Session.objects.filter(status=SessionStatus.SCHEDULED).values_list("meeting__provider_meeting_id", flat=True)
     )
     assert {m["id"] for m in active} <= scheduled_meetings
+
+
+def test_a_worker_killed_mid_call_to_feishu_leaves_a_flag_for_an_operator(people, sandbox, stack):
+    # Feishu cannot list reservations: the re-driven saga makes a new one and says one may be left behind.
+    sandbox.configure(latencyMs=2000)
+    booked = book(people, provider="feishu")
+    wait_for(lambda: sandbox.requests_received()["create"] == 1, what="the create call to reach the provider")
+
+    stack.kill("worker")
+    stack.start_worker()
+
+    session = session_settled(booked["sessionId"], timeout=40)
+    assert session.status == SessionStatus.SCHEDULED
+    assert read(people, booked["sessionId"])["requiresManualIntervention"] is True
+    saga = ManualIntervention.objects.get(session_id=booked["sessionId"])
+    assert saga.requires_manual_intervention and "left behind" in saga.manual_intervention_reason
+    active = sandbox.meetings(status="active")
+    assert len(active) == 2  # the dead worker's reservation and the new one: the operator deletes one
+    assert session.meeting.provider_meeting_id in {m["id"] for m in active}
+
+
+def test_a_lost_message_cannot_strand_a_session(people, sandbox, stack):
+    stack.stop("worker")
+    booked = book(people)
+    event = OutboxEvent.objects.get(type__endswith=".session.created", payload__sessionId=booked["sessionId"])
+    assert event.published_at is not None  # published, so the relay will not send it again
+    redis.Redis.from_url(stack.redis_url).delete("celery")  # ... and the message is lost
+    stack.start_worker()
+
+    session = session_settled(booked["sessionId"], timeout=30)
+
+    assert session.status == SessionStatus.SCHEDULED
+    redriven = [e for e in stack.log_events("worker") if e.get("event") == "saga.sweep_redrive"]
+    assert any(booked["sessionId"] in e["sessionIds"] for e in redriven)
 
 
 def test_a_booking_made_while_redis_is_down_is_provisioned_when_it_is_back(people, sandbox, stack):

@@ -131,3 +131,19 @@ def test_the_relay_publishes_oldest_first_and_only_once(counselor_api, student, 
     assert outbox_relay() == 3
     assert outbox_relay() == 0
     assert len(queued_tasks(queue)) == 3
+
+
+def test_the_registry_command_lists_every_event_type_with_its_handlers():
+    import json as json_module
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("event_registry", "--json", stdout=out)
+
+    registry = {entry["type"]: entry for entry in json_module.loads(out.getvalue())}
+    assert set(registry) == set(EVENT_TYPES)
+    assert registry["class_session.session.created"]["handlers"] == ["sessions.provision_meeting"]
+    assert registry["class_session.session.created"]["version"] == 1
+    assert "sessions_app.saga" in registry["gap_analysis.session.meeting.operation.result"]["producers"]
