@@ -14,46 +14,13 @@ from django.utils import timezone
 from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
 from meetings_app.models import Meeting, MeetingStatus
-from meetings_app.providers import meeting_provider_clients_reset
 from sessions_app.models import MeetingSaga, OutboxEvent, SagaState, Session, SessionStatus
 from sessions_app.saga import saga_advance, saga_backoff, sagas_redrive_due
 from tests.conftest import BOOK_URL, booking_body
 from tests.factories import future
+from tests.saga.conftest import FEISHU, RESERVE_APPLY, ZOOM_API, feishu_reserve
 
-FEISHU = "https://feishu.test"
-ZOOM_API = "https://zoom.test/v2"
-ZOOM_OAUTH = "https://zoom.test/oauth/token"
-RESERVE_APPLY = f"{FEISHU}/open-apis/vc/v1/reserves/apply"
-
-
-@pytest.fixture(autouse=True)
-def providers(settings):
-    settings.FEISHU_BASE_URL = FEISHU
-    settings.FEISHU_APP_ID = "cli_test"
-    settings.FEISHU_APP_SECRET = "feishu-secret"
-    settings.ZOOM_API_BASE_URL = ZOOM_API
-    settings.ZOOM_OAUTH_URL = ZOOM_OAUTH
-    settings.ZOOM_ACCOUNT_ID = "acc"
-    settings.ZOOM_CLIENT_ID = "cid"
-    settings.ZOOM_CLIENT_SECRET = "zoom-secret"
-    settings.SAGA_MAX_ATTEMPTS = 3
-    meeting_provider_clients_reset()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(
-            f"{FEISHU}/open-apis/auth/v3/tenant_access_token/internal",
-            json={"code": 0, "msg": "ok", "tenant_access_token": "t-1", "expire": 7200},
-        )
-        mock.post(ZOOM_OAUTH, json={"access_token": "z-1", "token_type": "bearer", "expires_in": 3600})
-        yield mock
-    meeting_provider_clients_reset()
-
-
-def feishu_reserve(number: str = "123456789") -> dict:
-    return {
-        "code": 0,
-        "msg": "success",
-        "data": {"reserve": {"id": f"r{number}", "meeting_no": number, "url": f"https://vc.feishu.cn/j/{number}"}},
-    }
+pytestmark = pytest.mark.usefixtures("providers")
 
 
 @pytest.fixture
