@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 
 import requests
-from common import bench_people, percentile
+from common import bench_people, percentile, throttled_hint
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -52,7 +52,7 @@ def main() -> None:
 
     http = requests.Session()
     http.headers.update({"Authorization": f"Token {token}"})
-    http_ms, errors = [], 0
+    http_ms, statuses = [], []
     wall = time.perf_counter()
     for _ in range(args.n):
         body = {
@@ -65,7 +65,7 @@ def main() -> None:
         started = time.perf_counter()
         response = http.post(f"{args.url}/api/counselor/sessions/book", json=body, timeout=10)
         http_ms.append((time.perf_counter() - started) * 1000)
-        errors += response.status_code != 201
+        statuses.append(response.status_code)
     wall = time.perf_counter() - wall
 
     print(f"SQL statements per booking in the service (BEGIN and COMMIT included): {len(queries)}")
@@ -75,7 +75,9 @@ def main() -> None:
             f"  p95={percentile(values, 95):6.2f} ms  p99={percentile(values, 99):6.2f} ms"
             f"  mean={statistics.mean(values):6.2f} ms"
         )
+    errors = sum(status != 201 for status in statuses)
     print(f"HTTP throughput at concurrency 1: {args.n / wall:.0f} bookings/s, errors: {errors}")
+    throttled_hint(statuses)
 
 
 if __name__ == "__main__":

@@ -43,3 +43,8 @@ def bench_people(*, units: int) -> BenchPeople:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def throttled_hint(statuses: list[int]) -> None:
+    if 429 in statuses:
+        print("Some bookings answered 429: start the system with THROTTLE_BOOK_RATE=none for the benchmarks.")

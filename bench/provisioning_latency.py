@@ -12,7 +12,7 @@ import time
 from datetime import timedelta
 
 import requests
-from common import bench_people, percentile
+from common import bench_people, percentile, throttled_hint
 from django.utils import timezone
 
 
@@ -45,7 +45,11 @@ def main() -> None:
                     "meetingProvider": args.provider,
                 }
                 started = time.perf_counter()
-                booked = http.post(f"{args.url}/api/counselor/sessions/book", json=body, timeout=10).json()
+                response = http.post(f"{args.url}/api/counselor/sessions/book", json=body, timeout=10)
+                if response.status_code != 201:
+                    throttled_hint([response.status_code])
+                    raise SystemExit(f"booking answered {response.status_code}: {response.text[:300]}")
+                booked = response.json()
                 status = booked["status"]
                 while status == "PENDING_MEETING" and time.perf_counter() - started < 60:
                     time.sleep(0.01)
