@@ -7,7 +7,16 @@ from meetings_app.models import Meeting
 
 @admin.register(Meeting)
 class MeetingAdmin(ViewOnlyAdmin):
-    list_display = ["id", "provider", "meeting_no", "status", "start_time", "duration_minutes", "reference", "created_at"]
+    list_display = [
+        "id",
+        "provider",
+        "meeting_no",
+        "status",
+        "start_time",
+        "duration_minutes",
+        "reference",
+        "created_at",
+    ]
     list_filter = ["provider", "status"]
     search_fields = ["id", "provider_meeting_id", "meeting_no", "topic", "reference"]
     date_hierarchy = "start_time"
