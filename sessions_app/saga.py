@@ -84,7 +84,7 @@ def saga_start(*, session: Session, event: OutboxEvent) -> MeetingSaga:
 
 def saga_restart(*, session_id: UUID, event_id: UUID) -> None:
     """A new round after the counselor's retry of a MEETING_FAILED session. Call in the retry's transaction."""
-    saga = MeetingSaga.objects.select_for_update().get(session_id=session_id)
+    saga = _lock(session_id)
     _move(
         saga,
         SagaState.PENDING,
@@ -311,9 +311,7 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            saga = (
-                MeetingSaga.objects.select_for_update(of=("self",)).select_related("meeting").get(session_id=session_id)
-            )
+            saga = _lock(session_id, "meeting")
             if saga.state != SagaState.MEETING_CREATED:
                 return DONE
             meeting = saga.meeting
@@ -366,7 +364,7 @@ def _compensate(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
     session. When the provider will not cancel, a person is asked to (manual intervention)."""
     log = {"sessionId": str(session_id), "eventId": _str(event_id)}
     with transaction.atomic():
-        saga = MeetingSaga.objects.select_for_update(of=("self",)).select_related("meeting").get(session_id=session_id)
+        saga = _lock(session_id, "meeting")
         if saga.state != SagaState.COMPENSATING:
             return DONE
         meeting = saga.meeting
@@ -536,8 +534,13 @@ def saga_resolve(*, session_id: UUID, actor_id: UUID | None, note: str, via: str
 # --- one place that moves the saga ---------------------------------------------------------------------
 
 
-def _lock(session_id: UUID) -> MeetingSaga:
-    return MeetingSaga.objects.select_for_update(of=("self",)).select_related("session").get(session_id=session_id)
+def _lock(session_id: UUID, *related: str) -> MeetingSaga:
+    """The saga row, locked until the caller's transaction ends (the rows it joins are read, not locked)."""
+    return (
+        MeetingSaga.objects.select_for_update(of=("self",))
+        .select_related(*(related or ("session",)))
+        .get(session_id=session_id)
+    )
 
 
 def _move(saga: MeetingSaga, to: str, **fields: Any) -> None:
