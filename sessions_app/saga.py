@@ -46,6 +46,7 @@ from sessions_app.models import (
     SessionStatus,
 )
 from sessions_app.outbox import outbox_event_add
+from sessions_app.payloads import meeting_result_payload
 from sessions_app.transitions import session_transition
 from sessions_app.types import session_type_get
 
@@ -429,30 +430,6 @@ def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reas
     )
 
 
-def meeting_result_payload(
-    *, session: Session, meeting: Meeting | None, status: str, operation: str = "create", failure_reason: str = ""
-) -> dict[str, Any]:
-    """The body of `{type}.session.meeting.operation.result`."""
-    student_ids = [str(s) for s in session.student_ids]
-    return {
-        "sessionId": str(session.id),
-        "sessionType": session.session_type,
-        "operation": operation,
-        "status": status,
-        "counselorId": str(session.counselor_id),
-        "mentorId": str(session.mentor_id),
-        "studentIds": student_ids,
-        "scheduledStartTime": session.scheduled_at.isoformat(),
-        "duration": session.duration_minutes,
-        "topic": session.topic,
-        "meetingProvider": session.meeting_provider,
-        "meetingId": str(meeting.id) if meeting else None,
-        "meetingNo": meeting.meeting_no if meeting else None,
-        "meetingUrl": meeting.join_url if meeting else None,
-        "failureReason": failure_reason or None,
-    }
-
-
 def saga_backoff(attempt: int, *, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter (half to all of base * 2^(attempt-1), capped), never shorter than
     what the provider asked for."""
@@ -488,7 +465,7 @@ def sagas_redrive_due(*, now=None, limit: int = 500) -> list[UUID]:
 
 def saga_meeting_cancel_retry(*, session_id: UUID, actor_id: UUID | None) -> bool:
     """Try the provider cancel of the saga's meeting again. On success the intervention is resolved."""
-    saga = MeetingSaga.objects.select_related("meeting").get(session_id=session_id)
+    saga = MeetingSaga.objects.select_related("meeting", "session").get(session_id=session_id)
     if saga.meeting is None or saga.session.status in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS):
         # A scheduled session's meeting is in use: cancelling it is the counselor's cancel, not a repair.
         return False

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts_app.models import Role, User
 from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound
+from calendar_app.models import CalendarSlot
 from calendar_app.services import slots_book
 from holds_app.services import holds_take
 from meetings_app.models import MeetingProvider
@@ -32,6 +33,7 @@ from sessions_app.models import (
     SessionStudent,
 )
 from sessions_app.outbox import outbox_event_add
+from sessions_app.payloads import session_created_payload
 from sessions_app.saga import saga_restart, saga_start
 from sessions_app.transitions import session_transition
 from sessions_app.types import SessionType, session_type_get
@@ -155,9 +157,14 @@ def session_book(
         _participants_check(counselor=counselor, people=people, mentor_id=mentor_id, student_ids=student_ids)
 
         session_id = uuid.uuid4()
-        if session_type.billable:
-            holds_take(session_id=session_id, student_ids=student_ids, session_type=session_type.name)
-        slots = slots_book(user_ids=[mentor_id, *student_ids], start=start, end=end, session_type=session_type.name)
+        slots = _hold_and_slots_take(
+            session_id=session_id,
+            session_type=session_type,
+            mentor_id=mentor_id,
+            student_ids=student_ids,
+            start=start,
+            end=end,
+        )
         session = Session.objects.create(
             id=session_id,
             session_type=session_type.name,
@@ -199,21 +206,20 @@ def session_book(
     return BookingOutcome(session=session)
 
 
-def session_created_payload(session: Session) -> dict[str, Any]:
-    student_ids = [str(s) for s in session.student_ids]
-    return {
-        "sessionId": str(session.id),
-        "sessionType": session.session_type,
-        "studentId": student_ids[0] if len(student_ids) == 1 else None,
-        "studentIds": student_ids,
-        "mentorId": str(session.mentor_id),
-        "counselorId": str(session.counselor_id),
-        "scheduledStartTime": session.scheduled_at.isoformat(),
-        "duration": session.duration_minutes,
-        "meetingProvider": session.meeting_provider,
-        "topic": session.topic,
-        "slotIds": [str(s) for s in session.slot_ids],
-    }
+def _hold_and_slots_take(
+    *,
+    session_id: UUID,
+    session_type: SessionType,
+    mentor_id: UUID,
+    student_ids: list[UUID],
+    start: datetime,
+    end: datetime,
+) -> list[CalendarSlot]:
+    """What a booking (or a retry) takes, in the caller's transaction: a unit per student for billable
+    types, and [start, end) in the calendar of the mentor and every student."""
+    if session_type.billable:
+        holds_take(session_id=session_id, student_ids=student_ids, session_type=session_type.name)
+    return slots_book(user_ids=[mentor_id, *student_ids], start=start, end=end, session_type=session_type.name)
 
 
 def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session:
@@ -234,14 +240,13 @@ def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session
         before = audit_state(session)
         session_type = session_type_get(session.session_type)
         student_ids = session.student_ids
-        if session_type.billable:
-            holds_take(session_id=session.id, student_ids=student_ids, session_type=session_type.name)
-        end = session.scheduled_at + timedelta(minutes=session.duration_minutes)
-        slots = slots_book(
-            user_ids=[session.mentor_id, *student_ids],
+        slots = _hold_and_slots_take(
+            session_id=session.id,
+            session_type=session_type,
+            mentor_id=session.mentor_id,
+            student_ids=student_ids,
             start=session.scheduled_at,
-            end=end,
-            session_type=session_type.name,
+            end=session.scheduled_at + timedelta(minutes=session.duration_minutes),
         )
         session = session_transition(
             session_id=session.id,

@@ -1,0 +1,47 @@
+"""The bodies of the session's integration events (booking_project/events.py lists the types)."""
+
+from typing import Any
+
+from meetings_app.models import Meeting
+from sessions_app.models import Session
+
+
+def session_facts(session: Session) -> dict[str, Any]:
+    """What every session event says about the session itself."""
+    return {
+        "sessionId": str(session.id),
+        "sessionType": session.session_type,
+        "studentIds": [str(s) for s in session.student_ids],
+        "mentorId": str(session.mentor_id),
+        "counselorId": str(session.counselor_id),
+        "scheduledStartTime": session.scheduled_at.isoformat(),
+        "duration": session.duration_minutes,
+        "meetingProvider": session.meeting_provider,
+        "topic": session.topic,
+    }
+
+
+def session_created_payload(session: Session) -> dict[str, Any]:
+    """The body of `{type}.session.created`."""
+    facts = session_facts(session)
+    student_ids = facts["studentIds"]
+    return {
+        **facts,
+        "studentId": student_ids[0] if len(student_ids) == 1 else None,
+        "slotIds": [str(s) for s in session.slot_ids],
+    }
+
+
+def meeting_result_payload(
+    *, session: Session, meeting: Meeting | None, status: str, operation: str = "create", failure_reason: str = ""
+) -> dict[str, Any]:
+    """The body of `{type}.session.meeting.operation.result`."""
+    return {
+        **session_facts(session),
+        "operation": operation,
+        "status": status,
+        "meetingId": str(meeting.id) if meeting else None,
+        "meetingNo": meeting.meeting_no if meeting else None,
+        "meetingUrl": meeting.join_url if meeting else None,
+        "failureReason": failure_reason or None,
+    }
