@@ -3,7 +3,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from accounts_app.models import Profile, User
+from accounts_app.models import Profile, Role, User
 
 
 def people_get_by_ids(*, ids: Iterable[UUID]) -> dict[UUID, User]:
@@ -18,3 +18,26 @@ def meeting_host_id_for(*, user_id: UUID, provider: str) -> str:
     own = Profile.objects.filter(user_id=user_id).values_list(column, flat=True).first()
     default = {"feishu": settings.FEISHU_DEFAULT_OWNER_OPEN_ID, "zoom": settings.ZOOM_DEFAULT_HOST_ID}[provider]
     return own or default
+
+
+def students_of_counselor(*, counselor: User) -> list[User]:
+    """The students assigned to `counselor`, by name: whom the counselor may book for."""
+    return list(
+        User.objects.select_related("profile")
+        .filter(role=Role.STUDENT, profile__counselor=counselor, is_active=True)
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+def mentors_list() -> list[User]:
+    """Every active mentor, by name."""
+    return list(
+        User.objects.select_related("profile")
+        .filter(role=Role.MENTOR, is_active=True)
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+def person_time_zone(*, user: User) -> str:
+    """The IANA time zone the person reads times in (their profile's), UTC when they have no profile."""
+    return Profile.objects.filter(user_id=user.id).values_list("time_zone", flat=True).first() or "UTC"

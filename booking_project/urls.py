@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking_project.errors import api_not_found
@@ -19,6 +19,8 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api_patterns,
+    # The counselor web UI: pages under /app/, login under /accounts/.
+    path("", include("sessions_app.page_urls")),
 ]
 
 handler400 = "booking_project.errors.api_bad_request"

@@ -1,0 +1,154 @@
+"""The counselor web UI: server-rendered pages behind Django login.
+
+The pages only read (through the selectors) what they show on first paint; every write — book, retry, cancel,
+reschedule — is made by the page's JavaScript against the REST API of API.md, with the session cookie and the
+CSRF token, so the UI and API clients share one contract and one set of rules.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET
+
+from accounts_app.models import Role, User
+from accounts_app.selectors import mentors_list, people_get_by_ids, person_time_zone, students_of_counselor
+from booking_project.errors import NotFound
+from meetings_app.models import MeetingProvider
+from sessions_app.apis import session_representation
+from sessions_app.models import SessionStatus
+from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer
+from sessions_app.types import SESSION_TYPES
+
+# The UI's words for the registry's types and the state machine's statuses (translated; the API keeps codes).
+SESSION_TYPE_LABELS = {
+    "regular_mentoring": _("Regular mentoring"),
+    "gap_analysis": _("Gap analysis"),
+    "ai_career": _("AI career session"),
+    "comm_session": _("Communication session"),
+    "class_session": _("Class"),
+}
+STATUS_LABELS = {
+    SessionStatus.PENDING_MEETING: _("Creating meeting link"),
+    SessionStatus.SCHEDULED: _("Scheduled"),
+    SessionStatus.IN_PROGRESS: _("In progress"),
+    SessionStatus.COMPLETED: _("Completed"),
+    SessionStatus.MEETING_FAILED: _("Meeting failed"),
+    SessionStatus.CANCELLED: _("Cancelled"),
+}
+LIST_SIZE = 50
+
+
+def counselor_required(view):
+    """Logged-in counselors only: anyone else logged in sees a plain 403 page, not someone's data."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.role != Role.COUNSELOR:
+            return render(request, "counselor/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@require_GET
+def root_page(request: HttpRequest) -> HttpResponse:
+    return redirect("counselor-sessions")
+
+
+@require_GET
+@counselor_required
+def sessions_page(request: HttpRequest) -> HttpResponse:
+    """Book a session and see one's sessions (filtered by status and type; the script keeps them fresh)."""
+    counselor = request.user
+    status = request.GET.get("status") if request.GET.get("status") in SessionStatus.values else ""
+    session_type = request.GET.get("type") if request.GET.get("type") in SESSION_TYPES else ""
+    sessions = [
+        session_representation(s)
+        for s in session_list_for_viewer(viewer=counselor, status=status or None, session_type=session_type or None)[
+            :LIST_SIZE
+        ]
+    ]
+    students = students_of_counselor(counselor=counselor)
+    mentors = mentors_list()
+    context = {
+        "ui": _ui_config(request, counselor=counselor, people=[*students, *mentors], sessions=sessions),
+        "initial_sessions": sessions,
+        "students": students,
+        "mentors": mentors,
+        "session_types": [(t.name, SESSION_TYPE_LABELS[t.name]) for t in SESSION_TYPES.values()],
+        "statuses": list(STATUS_LABELS.items()),
+        "providers": MeetingProvider.choices,
+        "default_provider": settings.DEFAULT_MEETING_PROVIDER,
+        "filter_status": status,
+        "filter_type": session_type,
+    }
+    return render(request, "counselor/sessions.html", context)
+
+
+@require_GET
+@counselor_required
+def session_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
+    """One session: its status, link and actions. Another counselor's session is 404, like in the API."""
+    counselor = request.user
+    try:
+        session = session_get_for_viewer(viewer=counselor, session_id=session_id)
+    except NotFound:
+        return render(request, "counselor/not_found.html", status=404)
+    data = session_representation(session)
+    people = people_get_by_ids(ids=[session.mentor_id, *session.student_ids])
+    tz = ZoneInfo(person_time_zone(user=counselor))
+    context = {
+        "ui": _ui_config(request, counselor=counselor, people=list(people.values()), sessions=[data]),
+        "session": data,
+        "initial_sessions": [data],
+        "type_label": SESSION_TYPE_LABELS.get(session.session_type, session.session_type),
+        "status_label": STATUS_LABELS.get(session.status, session.status),
+        "mentor_name": _name(people.get(session.mentor_id)),
+        "student_names": [_name(people.get(s)) for s in session.student_ids],
+        "starts_at": timezone.localtime(session.scheduled_at, tz),
+        "time_zone": str(tz),
+    }
+    return render(request, "counselor/session.html", context)
+
+
+def _name(person: User | None) -> str:
+    if person is None:
+        return "—"
+    return person.get_full_name() or person.username
+
+
+def _ui_config(request: HttpRequest, *, counselor: User, people: list[User], sessions: list[dict]) -> dict[str, Any]:
+    """What the page's script needs to speak to the API and to a person: names instead of ids, times in the
+    counselor's time zone, the words for codes. Rendered with json_script, never as markup."""
+    known = {p.id for p in people}
+    unknown = {UUID(str(i)) for s in sessions for i in [s["mentorId"], *s["studentIds"]] if UUID(str(i)) not in known}
+    people = [*people, *people_get_by_ids(ids=unknown).values()] if unknown else people
+    return {
+        "apiBase": "/api/counselor/sessions",
+        "sessionPage": "/app/sessions/{id}/",
+        "timeZone": person_time_zone(user=counselor),
+        "language": request.LANGUAGE_CODE,
+        "pollMs": settings.UI_POLL_INTERVAL_MS,
+        "patienceSeconds": settings.UI_MEETING_PATIENCE_SECONDS,
+        "people": {str(p.id): _name(p) for p in people},
+        "sessionTypes": {
+            name: {
+                "label": str(SESSION_TYPE_LABELS[name]),
+                "several": t.max_students > 1,
+                "duration": t.default_duration,
+            }
+            for name, t in SESSION_TYPES.items()
+        },
+        "statuses": {code: str(label) for code, label in STATUS_LABELS.items()},
+    }

@@ -1,0 +1,620 @@
+/* The counselor pages' script: plain JavaScript, no build step.
+ *
+ * Every write goes through the REST API of API.md with the session cookie and the CSRF token; the page's
+ * first paint comes from the server (json_script "ui-config" and "initial-sessions"). Words come from
+ * Django's JavaScript catalog (gettext/interpolate), so the page speaks the language the counselor chose.
+ */
+(function () {
+  "use strict";
+
+  var configNode = document.getElementById("ui-config");
+  if (!configNode) return;
+  var ui = JSON.parse(configNode.textContent);
+  var locale = ui.language && ui.language.indexOf("zh") === 0 ? "zh-CN" : "en-GB";
+  var FINAL = { SCHEDULED: 1, MEETING_FAILED: 1, CANCELLED: 1, COMPLETED: 1, IN_PROGRESS: 1 };
+
+  function t(text, values) {
+    var translated = window.gettext ? window.gettext(text) : text;
+    if (!values) return translated;
+    return window.interpolate ? window.interpolate(translated, values, true) : translated;
+  }
+
+  // ---------- the API ----------
+
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function ApiError(status, body) {
+    var error = (body && body.error) || {};
+    this.status = status;
+    this.code = error.code || (status === 0 ? "NETWORK" : "UNKNOWN");
+    this.message = error.message || "";
+    this.details = error.details || {};
+  }
+
+  function api(method, path, body, headers) {
+    var options = {
+      method: method,
+      credentials: "same-origin",
+      headers: Object.assign({ Accept: "application/json", "X-CSRFToken": csrfToken() }, headers || {}),
+    };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(path, options).then(
+      function (response) {
+        return response
+          .json()
+          .catch(function () { return null; })
+          .then(function (data) {
+            if (!response.ok) throw new ApiError(response.status, data);
+            return data;
+          });
+      },
+      function () { throw new ApiError(0, null); }
+    );
+  }
+
+  function sessionUrl(id, action) {
+    return ui.apiBase + "/" + encodeURIComponent(id) + (action ? "/" + action : "");
+  }
+
+  // ---------- time zones: the counselor's, whatever the browser's ----------
+
+  function zoneParts(date) {
+    var parts = {};
+    new Intl.DateTimeFormat("en-US", {
+      timeZone: ui.timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
+    }).formatToParts(date).forEach(function (p) { parts[p.type] = p.value; });
+    return parts;
+  }
+
+  function zoneOffsetMs(date) {
+    var p = zoneParts(date);
+    var asUtc = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour % 24, +p.minute, +p.second);
+    return asUtc - Math.floor(date.getTime() / 1000) * 1000;
+  }
+
+  function pad(n, width) {
+    var s = String(Math.abs(n));
+    while (s.length < (width || 2)) s = "0" + s;
+    return s;
+  }
+
+  // "2026-12-01T10:00" read in the counselor's time zone -> "2026-12-01T10:00:00+08:00".
+  function localInputToIso(value) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
+    if (!m) return null;
+    var wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    var offset = zoneOffsetMs(new Date(wall));
+    var second = zoneOffsetMs(new Date(wall - offset));
+    if (second !== offset) offset = second; // the wall time lies across a DST change
+    var minutes = Math.round(offset / 60000);
+    var sign = minutes < 0 ? "-" : "+";
+    return m[1] + "-" + m[2] + "-" + m[3] + "T" + m[4] + ":" + m[5] + ":00" + sign +
+      pad(Math.floor(Math.abs(minutes) / 60)) + ":" + pad(Math.abs(minutes) % 60);
+  }
+
+  function isoToLocalInput(iso) {
+    var p = zoneParts(new Date(iso));
+    return p.year + "-" + p.month + "-" + p.day + "T" + pad(+p.hour % 24) + ":" + p.minute;
+  }
+
+  function formatWhen(iso) {
+    return new Intl.DateTimeFormat(locale, {
+      timeZone: ui.timeZone, weekday: "short", year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).format(new Date(iso));
+  }
+
+  function formatTime(iso) {
+    return new Intl.DateTimeFormat(locale, {
+      timeZone: ui.timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).format(new Date(iso));
+  }
+
+  function personName(id) {
+    return ui.people[id] || t("someone");
+  }
+
+  function typeLabel(code) {
+    return (ui.sessionTypes[code] && ui.sessionTypes[code].label) || code;
+  }
+
+  // ---------- errors in words a counselor understands ----------
+
+  var FIELD_OF = {
+    sessionType: "sessionType", studentId: "students", studentIds: "students", mentorId: "mentor",
+    scheduledStartTime: "start", duration: "duration", meetingProvider: "provider", topic: "topic",
+  };
+
+  function explain(error) {
+    var d = error.details || {};
+    switch (error.code) {
+      case "SLOT_CONFLICT":
+        var conflicts = d.conflicts || [];
+        if (!conflicts.length) return t("The mentor or a student is already booked at that time.");
+        return conflicts.map(function (c) {
+          return t("%(name)s is already booked from %(start)s to %(end)s (%(zone)s).", {
+            name: personName(c.userId), start: formatWhen(c.start), end: formatTime(c.end), zone: ui.timeZone,
+          });
+        }).join(" ");
+      case "INSUFFICIENT_BALANCE":
+        return t("%(name)s has no %(type)s sessions left to book (available: %(available)s).", {
+          name: personName(d.studentId), type: typeLabel(d.sessionType), available: d.available || 0,
+        });
+      case "INVALID_STATE":
+        return t("This is no longer possible: the session's status has changed. Its latest status is shown.");
+      case "NOT_FOUND":
+        return t("That session, student or mentor no longer exists. Reload the page.");
+      case "THROTTLED":
+        return t("Too many requests in a short time. Try again in %(seconds)s seconds.", {
+          seconds: d.retryAfterSeconds || 60,
+        });
+      case "UNAUTHENTICATED":
+        return t("Your login has expired. Log in again.");
+      case "FORBIDDEN":
+        return t("You are not allowed to do this. Reload the page and log in again.");
+      case "IDEMPOTENCY_KEY_IN_USE":
+        return t("This booking is still being processed. Wait a moment.");
+      case "NETWORK":
+        return t("The server could not be reached. Check the connection and try again.");
+      default:
+        return error.message || t("Something went wrong. Try again.");
+    }
+  }
+
+  // Field messages under their fields; anything else at the top of the form.
+  function showErrors(form, error) {
+    clearErrors(form);
+    var general = [];
+    if (error.code === "VALIDATION_ERROR") {
+      Object.keys(error.details || {}).forEach(function (field) {
+        var slot = form.querySelector('[data-error-for="' + (FIELD_OF[field] || field) + '"]');
+        var messages = [].concat(error.details[field]).join(" ");
+        if (slot) {
+          slot.textContent = messages;
+          slot.hidden = false;
+        } else {
+          general.push(messages);
+        }
+      });
+      if (!general.length && !form.querySelector("[data-error-for]:not([hidden])")) general.push(explain(error));
+    } else {
+      general.push(explain(error));
+    }
+    var top = form.querySelector("[data-form-error]");
+    if (top && general.length) {
+      top.textContent = general.join(" ");
+      top.hidden = false;
+    }
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll("[data-error-for], [data-form-error]").forEach(function (node) {
+      node.textContent = "";
+      node.hidden = true;
+    });
+  }
+
+  // ---------- small DOM helpers ----------
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      if (key === "text") node.textContent = attrs[key];
+      else if (key === "dataset") Object.assign(node.dataset, attrs[key]);
+      else node.setAttribute(key, attrs[key]);
+    });
+    (children || []).forEach(function (child) {
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function badge(status) {
+    return el("span", { class: "badge badge-" + status, "data-status": status, text: ui.statuses[status] || status });
+  }
+
+  function meetingLink(session) {
+    return el("a", {
+      href: session.meetingUrl, target: "_blank", rel: "noopener", class: "meeting-link", text: session.meetingUrl,
+    });
+  }
+
+  function copyButton(url) {
+    var button = el("button", { type: "button", class: "secondary copy-link", text: t("Copy link") });
+    button.addEventListener("click", function () {
+      copyText(url).then(function () { button.textContent = t("Copied"); });
+    });
+    return button;
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { return legacyCopy(text); });
+    }
+    return Promise.resolve(legacyCopy(text));
+  }
+
+  function legacyCopy(text) {
+    var area = el("textarea", { readonly: "", class: "offscreen" });
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+  }
+
+  // ---------- actions on a session (list rows and the session page) ----------
+
+  var actionsAllowed = {
+    cancel: { PENDING_MEETING: 1, SCHEDULED: 1, MEETING_FAILED: 1 },
+    reschedule: { SCHEDULED: 1 },
+    retry: { MEETING_FAILED: 1 },
+  };
+
+  function actionButtons(session, onChange, onError) {
+    var box = el("span", { class: "actions" });
+    [
+      ["retry", t("Retry")],
+      ["reschedule", t("Reschedule")],
+      ["cancel", t("Cancel")],
+    ].forEach(function (pair) {
+      var action = pair[0];
+      if (!actionsAllowed[action][session.status]) return;
+      var button = el("button", {
+        type: "button", class: action === "cancel" ? "danger" : "secondary", "data-action": action, text: pair[1],
+      });
+      button.addEventListener("click", function () {
+        if (action === "reschedule") return openReschedule(session, onChange);
+        if (action === "cancel" && !window.confirm(t("Cancel this session? The meeting link stops working."))) return;
+        button.disabled = true;
+        api("POST", sessionUrl(session.sessionId, action)).then(onChange, function (error) {
+          button.disabled = false;
+          onError(error);
+        });
+      });
+      box.appendChild(button);
+    });
+    return box;
+  }
+
+  var rescheduleDialog = document.getElementById("reschedule-dialog");
+
+  function openReschedule(session, onChange) {
+    if (!rescheduleDialog) return;
+    var form = rescheduleDialog.querySelector("form");
+    clearErrors(form);
+    form.elements.start.value = isoToLocalInput(session.scheduledAt);
+    form.elements.duration.value = session.duration;
+    form.onsubmit = function (event) {
+      event.preventDefault();
+      if (event.submitter && event.submitter.value === "close") return rescheduleDialog.close();
+      var start = localInputToIso(form.elements.start.value);
+      if (!start) {
+        return showErrors(form, { code: "VALIDATION_ERROR", details: { start: [t("Choose a date and time.")] } });
+      }
+      var body = { scheduledStartTime: start, duration: Number(form.elements.duration.value) };
+      api("POST", sessionUrl(session.sessionId, "reschedule"), body).then(
+        function (updated) { rescheduleDialog.close(); onChange(updated); },
+        function (error) { showErrors(form, error); }
+      );
+    };
+    rescheduleDialog.showModal();
+  }
+
+  // ---------- the sessions list ----------
+
+  var rows = document.getElementById("session-rows");
+  var listError = document.getElementById("list-error");
+  var sessionsById = {};
+
+  function showListError(error) {
+    if (!listError) return;
+    listError.textContent = explain(error);
+    listError.hidden = false;
+  }
+
+  function sessionRow(session) {
+    var names = session.studentIds.map(personName).join(", ");
+    var link = session.meetingUrl ? meetingLink(session) : el("span", { class: "muted", text: "—" });
+    var details = el("a", { href: ui.sessionPage.replace("{id}", session.sessionId), text: t("Details") });
+    var actions = actionButtons(session, replaceSession, showListError);
+    actions.insertBefore(details, actions.firstChild);
+    return el("tr", { dataset: { sessionId: session.sessionId, status: session.status } }, [
+      el("td", { text: formatWhen(session.scheduledAt) }),
+      el("td", { text: typeLabel(session.sessionType) }),
+      el("td", { text: names }),
+      el("td", { text: personName(session.mentorId) }),
+      el("td", {}, [badge(session.status)]),
+      el("td", {}, [link]),
+      el("td", {}, [actions]),
+    ]);
+  }
+
+  function renderList(sessions) {
+    if (!rows) return;
+    sessionsById = {};
+    rows.textContent = "";
+    sessions.forEach(function (s) {
+      sessionsById[s.sessionId] = s;
+      rows.appendChild(sessionRow(s));
+    });
+    var empty = document.getElementById("sessions-empty");
+    if (empty) empty.hidden = sessions.length > 0;
+  }
+
+  function replaceSession(session) {
+    if (listError) listError.hidden = true;
+    sessionsById[session.sessionId] = session;
+    var old = rows && rows.querySelector('tr[data-session-id="' + session.sessionId + '"]');
+    if (old) old.replaceWith(sessionRow(session));
+    if (tracked && tracked.id === session.sessionId) showTracked(session);
+    refreshList();
+  }
+
+  var filters = document.getElementById("filters");
+
+  function listQuery() {
+    var params = new URLSearchParams({ pageSize: "50" });
+    if (filters) {
+      if (filters.elements.status.value) params.set("status", filters.elements.status.value);
+      if (filters.elements.type.value) params.set("sessionType", filters.elements.type.value);
+    }
+    return ui.apiBase + "?" + params.toString();
+  }
+
+  var listTimer = null;
+
+  function refreshList() {
+    if (!rows) return;
+    clearTimeout(listTimer);
+    api("GET", listQuery()).then(
+      function (page) {
+        renderList(page.results);
+        scheduleListRefresh();
+      },
+      function (error) {
+        showListError(error);
+        scheduleListRefresh();
+      }
+    );
+  }
+
+  function scheduleListRefresh() {
+    clearTimeout(listTimer);
+    var pending = Object.keys(sessionsById).some(function (id) { return !FINAL[sessionsById[id].status]; });
+    // Quick while a meeting is being created; otherwise slow, to catch changes made elsewhere.
+    listTimer = setTimeout(refreshList, pending ? ui.pollMs : 15000);
+  }
+
+  if (rows) {
+    renderList(JSON.parse(document.getElementById("initial-sessions").textContent));
+    scheduleListRefresh();
+  }
+
+  if (filters) {
+    filters.addEventListener("change", function () {
+      var params = new URLSearchParams();
+      if (filters.elements.status.value) params.set("status", filters.elements.status.value);
+      if (filters.elements.type.value) params.set("type", filters.elements.type.value);
+      history.replaceState(null, "", "?" + params.toString());
+      refreshList();
+    });
+    filters.addEventListener("submit", function (event) {
+      event.preventDefault();
+      refreshList();
+    });
+  }
+
+  // ---------- booking, then watching the meeting link arrive ----------
+
+  var bookForm = document.getElementById("book-form");
+  var bookingStatus = document.getElementById("booking-status");
+  var tracked = null; // {id, since, timer}
+
+  function newIdempotencyKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return String(Date.now()) + "-" + Math.random().toString(16).slice(2);
+  }
+
+  if (bookForm) {
+    var typeSelect = bookForm.elements.sessionType;
+    var studentSelect = bookForm.elements.students;
+    var idempotencyKey = newIdempotencyKey();
+
+    var syncType = function () {
+      var type = ui.sessionTypes[typeSelect.value] || {};
+      studentSelect.multiple = !!type.several;
+      studentSelect.size = type.several ? Math.min(6, studentSelect.options.length) : 1;
+      var hint = document.getElementById("students-hint");
+      if (hint) hint.hidden = !type.several;
+      if (type.duration && !bookForm.elements.duration.dataset.touched) bookForm.elements.duration.value = type.duration;
+    };
+    typeSelect.addEventListener("change", syncType);
+    bookForm.elements.duration.addEventListener("input", function () {
+      bookForm.elements.duration.dataset.touched = "1";
+    });
+    bookForm.addEventListener("input", function () { idempotencyKey = newIdempotencyKey(); });
+    syncType();
+
+    bookForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      clearErrors(bookForm);
+      var type = ui.sessionTypes[typeSelect.value] || {};
+      var chosen = Array.prototype.filter.call(studentSelect.options, function (o) { return o.selected && o.value; })
+        .map(function (o) { return o.value; });
+      var body = {
+        sessionType: typeSelect.value,
+        mentorId: bookForm.elements.mentor.value,
+        duration: Number(bookForm.elements.duration.value),
+        meetingProvider: bookForm.elements.provider.value,
+        topic: bookForm.elements.topic.value,
+      };
+      var start = localInputToIso(bookForm.elements.start.value);
+      var missing = {};
+      if (!start) missing.start = [t("Choose a date and time.")];
+      if (!chosen.length) missing.students = [type.several ? t("Choose at least one student.") : t("Choose a student.")];
+      if (!body.mentorId) missing.mentor = [t("Choose a mentor.")];
+      if (!bookForm.elements.duration.value) missing.duration = [t("Give the duration in minutes.")];
+      if (Object.keys(missing).length) return showErrors(bookForm, { code: "VALIDATION_ERROR", details: missing });
+      body.scheduledStartTime = start;
+      if (type.several) body.studentIds = chosen;
+      else body.studentId = chosen[0];
+
+      var submit = bookForm.querySelector("button[type=submit]");
+      submit.disabled = true;
+      api("POST", ui.apiBase + "/book", body, { "Idempotency-Key": idempotencyKey }).then(
+        function (session) {
+          submit.disabled = false;
+          idempotencyKey = newIdempotencyKey();
+          track(session);
+          refreshList();
+        },
+        function (error) {
+          submit.disabled = false;
+          if (error.code !== "NETWORK" && error.code !== "IDEMPOTENCY_KEY_IN_USE") idempotencyKey = newIdempotencyKey();
+          showErrors(bookForm, error);
+        }
+      );
+    });
+  }
+
+  // The session page tracks its own session when it is still being provisioned.
+  var sessionState = document.getElementById("session-state");
+
+  function track(session) {
+    if (tracked) clearTimeout(tracked.timer);
+    tracked = { id: session.sessionId, since: Date.now(), timer: null, slow: false };
+    showTracked(session);
+  }
+
+  // What a fresh copy of the tracked session changes: its row in the list and the status panel. The session
+  // page replaces this to also redraw its badge and actions.
+  var onSession = function (session) {
+    if (rows && sessionsById[session.sessionId]) {
+      var row = rows.querySelector('tr[data-session-id="' + session.sessionId + '"]');
+      sessionsById[session.sessionId] = session;
+      if (row) row.replaceWith(sessionRow(session));
+    }
+    showTracked(session);
+  };
+
+  function poll() {
+    if (!tracked) return;
+    var id = tracked.id;
+    api("GET", sessionUrl(id)).then(
+      function (session) {
+        if (tracked && tracked.id === id) onSession(session);
+      },
+      function () {
+        if (tracked && tracked.id === id) tracked.timer = setTimeout(poll, ui.pollMs);
+      }
+    );
+  }
+
+  function showTracked(session) {
+    var target = bookingStatus || sessionState;
+    if (!target || !tracked || tracked.id !== session.sessionId) return;
+    clearTimeout(tracked.timer);
+    if (session.status === "PENDING_MEETING") {
+      var waited = (Date.now() - tracked.since) / 1000;
+      tracked.slow = waited >= ui.patienceSeconds;
+      // Keep looking after the patience runs out, only less often: the session stays listed meanwhile.
+      tracked.timer = setTimeout(poll, tracked.slow ? Math.max(ui.pollMs, 10000) : ui.pollMs);
+    }
+    renderState(target, session, tracked.slow);
+  }
+
+  function renderState(target, session, slow) {
+    target.hidden = false;
+    target.textContent = "";
+    target.dataset.status = session.status;
+    var message = el("p", { class: "state-message", id: "state-message" });
+    target.appendChild(message);
+    if (session.status === "PENDING_MEETING") {
+      message.className += slow ? " slow" : " pending";
+      message.textContent = slow
+        ? t("This is taking longer than usual — refresh later.")
+        : t("Creating the meeting link…");
+      if (!slow) message.insertBefore(el("span", { class: "spinner", "aria-hidden": "true" }), message.firstChild);
+    } else if (session.status === "SCHEDULED" || session.status === "IN_PROGRESS") {
+      message.className += " ok";
+      message.textContent = t("Scheduled. Meeting link:") + " ";
+      message.appendChild(meetingLink(session));
+      message.appendChild(document.createTextNode(" "));
+      message.appendChild(copyButton(session.meetingUrl));
+    } else if (session.status === "MEETING_FAILED") {
+      message.className += " failed";
+      message.textContent = t("The meeting could not be created: %(reason)s", {
+        reason: session.failureReason || t("the provider did not answer"),
+      });
+      var retry = el("button", { type: "button", "data-action": "retry", id: "state-retry", text: t("Retry") });
+      retry.addEventListener("click", function () {
+        retry.disabled = true;
+        api("POST", sessionUrl(session.sessionId, "retry")).then(
+          function (updated) {
+            track(updated);
+            onSession(updated);
+            if (rows) refreshList();
+          },
+          function (error) {
+            retry.disabled = false;
+            var note = el("p", { class: "error", role: "alert", text: explain(error) });
+            target.appendChild(note);
+          }
+        );
+      });
+      message.appendChild(document.createTextNode(" "));
+      message.appendChild(retry);
+    } else {
+      message.textContent = t("Status: %(status)s", { status: ui.statuses[session.status] || session.status });
+    }
+    if (bookingStatus && target === bookingStatus) {
+      target.appendChild(el("p", {}, [
+        el("a", { href: ui.sessionPage.replace("{id}", session.sessionId), id: "state-details", text: t("Open this session") }),
+      ]));
+    }
+  }
+
+  // ---------- the session page ----------
+
+  if (sessionState) {
+    var initial = JSON.parse(document.getElementById("initial-sessions").textContent)[0];
+    var actionsBox = document.getElementById("session-actions");
+    var actionError = document.getElementById("action-error");
+    var showSession = function (session) {
+      if (actionError) actionError.hidden = true;
+      var statusNode = document.getElementById("session-status");
+      statusNode.textContent = "";
+      statusNode.appendChild(badge(session.status));
+      var when = document.getElementById("session-when");
+      if (when) when.textContent = formatWhen(session.scheduledAt) + " (" + session.duration + " min)";
+      if (actionsBox) {
+        actionsBox.textContent = "";
+        actionsBox.appendChild(actionButtons(session, showSession, function (error) {
+          var say = function () {
+            actionError.textContent = explain(error);
+            actionError.hidden = false;
+          };
+          api("GET", sessionUrl(session.sessionId)).then(function (fresh) { showSession(fresh); say(); }, say);
+        }));
+      }
+      if (!tracked || tracked.id !== session.sessionId) track(session);
+      else showTracked(session);
+    };
+    onSession = showSession;
+    showSession(initial);
+  }
+
+  // ---------- the language switch submits itself ----------
+
+  var languageSelect = document.querySelector("#language-form select");
+  if (languageSelect) {
+    languageSelect.addEventListener("change", function () { languageSelect.form.submit(); });
+  }
+})();
