@@ -13,10 +13,11 @@
   var locale = ui.language && ui.language.indexOf("zh") === 0 ? "zh-CN" : "en-GB";
   var FINAL = { SCHEDULED: 1, MEETING_FAILED: 1, CANCELLED: 1, COMPLETED: 1, IN_PROGRESS: 1 };
 
-  function t(text, values) {
-    var translated = window.gettext ? window.gettext(text) : text;
-    if (!values) return translated;
-    return window.interpolate ? window.interpolate(translated, values, true) : translated;
+  // Django's catalog (/jsi18n/) defines gettext and interpolate; without it the page stays in English.
+  var gettext = window.gettext || function (text) { return text; };
+
+  function fill(text, values) {
+    return window.interpolate ? window.interpolate(text, values, true) : text;
   }
 
   // ---------- the API ----------
@@ -118,7 +119,7 @@
   }
 
   function personName(id) {
-    return ui.people[id] || t("someone");
+    return ui.people[id] || gettext("someone");
   }
 
   function typeLabel(code) {
@@ -137,34 +138,34 @@
     switch (error.code) {
       case "SLOT_CONFLICT":
         var conflicts = d.conflicts || [];
-        if (!conflicts.length) return t("The mentor or a student is already booked at that time.");
+        if (!conflicts.length) return gettext("The mentor or a student is already booked at that time.");
         return conflicts.map(function (c) {
-          return t("%(name)s is already booked from %(start)s to %(end)s (%(zone)s).", {
+          return fill(gettext("%(name)s is already booked from %(start)s to %(end)s (%(zone)s)."), {
             name: personName(c.userId), start: formatWhen(c.start), end: formatTime(c.end), zone: ui.timeZone,
           });
         }).join(" ");
       case "INSUFFICIENT_BALANCE":
-        return t("%(name)s has no %(type)s sessions left to book (available: %(available)s).", {
+        return fill(gettext("%(name)s has no %(type)s sessions left to book (available: %(available)s)."), {
           name: personName(d.studentId), type: typeLabel(d.sessionType), available: d.available || 0,
         });
       case "INVALID_STATE":
-        return t("This is no longer possible: the session's status has changed. Its latest status is shown.");
+        return gettext("This is no longer possible: the session's status has changed. Its latest status is shown.");
       case "NOT_FOUND":
-        return t("That session, student or mentor no longer exists. Reload the page.");
+        return gettext("That session, student or mentor no longer exists. Reload the page.");
       case "THROTTLED":
-        return t("Too many requests in a short time. Try again in %(seconds)s seconds.", {
+        return fill(gettext("Too many requests in a short time. Try again in %(seconds)s seconds."), {
           seconds: d.retryAfterSeconds || 60,
         });
       case "UNAUTHENTICATED":
-        return t("Your login has expired. Log in again.");
+        return gettext("Your login has expired. Log in again.");
       case "FORBIDDEN":
-        return t("You are not allowed to do this. Reload the page and log in again.");
+        return gettext("You are not allowed to do this. Reload the page and log in again.");
       case "IDEMPOTENCY_KEY_IN_USE":
-        return t("This booking is still being processed. Wait a moment.");
+        return gettext("This booking is still being processed. Wait a moment.");
       case "NETWORK":
-        return t("The server could not be reached. Check the connection and try again.");
+        return gettext("The server could not be reached. Check the connection and try again.");
       default:
-        return error.message || t("Something went wrong. Try again.");
+        return error.message || gettext("Something went wrong. Try again.");
     }
   }
 
@@ -227,9 +228,9 @@
   }
 
   function copyButton(url) {
-    var button = el("button", { type: "button", class: "secondary copy-link", text: t("Copy link") });
+    var button = el("button", { type: "button", class: "secondary copy-link", text: gettext("Copy link") });
     button.addEventListener("click", function () {
-      copyText(url).then(function () { button.textContent = t("Copied"); });
+      copyText(url).then(function () { button.textContent = gettext("Copied"); });
     });
     return button;
   }
@@ -260,9 +261,9 @@
   function actionButtons(session, onChange, onError) {
     var box = el("span", { class: "actions" });
     [
-      ["retry", t("Retry")],
-      ["reschedule", t("Reschedule")],
-      ["cancel", t("Cancel")],
+      ["retry", gettext("Retry")],
+      ["reschedule", gettext("Reschedule")],
+      ["cancel", gettext("Cancel")],
     ].forEach(function (pair) {
       var action = pair[0];
       if (!actionsAllowed[action][session.status]) return;
@@ -271,7 +272,7 @@
       });
       button.addEventListener("click", function () {
         if (action === "reschedule") return openReschedule(session, onChange);
-        if (action === "cancel" && !window.confirm(t("Cancel this session? The meeting link stops working."))) return;
+        if (action === "cancel" && !window.confirm(gettext("Cancel this session? The meeting link stops working."))) return;
         button.disabled = true;
         api("POST", sessionUrl(session.sessionId, action)).then(onChange, function (error) {
           button.disabled = false;
@@ -296,7 +297,7 @@
       if (event.submitter && event.submitter.value === "close") return rescheduleDialog.close();
       var start = localInputToIso(form.elements.start.value);
       if (!start) {
-        return showErrors(form, { code: "VALIDATION_ERROR", details: { start: [t("Choose a date and time.")] } });
+        return showErrors(form, { code: "VALIDATION_ERROR", details: { start: [gettext("Choose a date and time.")] } });
       }
       var body = { scheduledStartTime: start, duration: Number(form.elements.duration.value) };
       api("POST", sessionUrl(session.sessionId, "reschedule"), body).then(
@@ -322,7 +323,7 @@
   function sessionRow(session) {
     var names = session.studentIds.map(personName).join(", ");
     var link = session.meetingUrl ? meetingLink(session) : el("span", { class: "muted", text: "—" });
-    var details = el("a", { href: ui.sessionPage.replace("{id}", session.sessionId), text: t("Details") });
+    var details = el("a", { href: ui.sessionPage.replace("{id}", session.sessionId), text: gettext("Details") });
     var actions = actionButtons(session, replaceSession, showListError);
     actions.insertBefore(details, actions.firstChild);
     return el("tr", { dataset: { sessionId: session.sessionId, status: session.status } }, [
@@ -457,10 +458,10 @@
       };
       var start = localInputToIso(bookForm.elements.start.value);
       var missing = {};
-      if (!start) missing.start = [t("Choose a date and time.")];
-      if (!chosen.length) missing.students = [type.several ? t("Choose at least one student.") : t("Choose a student.")];
-      if (!body.mentorId) missing.mentor = [t("Choose a mentor.")];
-      if (!bookForm.elements.duration.value) missing.duration = [t("Give the duration in minutes.")];
+      if (!start) missing.start = [gettext("Choose a date and time.")];
+      if (!chosen.length) missing.students = [type.several ? gettext("Choose at least one student.") : gettext("Choose a student.")];
+      if (!body.mentorId) missing.mentor = [gettext("Choose a mentor.")];
+      if (!bookForm.elements.duration.value) missing.duration = [gettext("Give the duration in minutes.")];
       if (Object.keys(missing).length) return showErrors(bookForm, { code: "VALIDATION_ERROR", details: missing });
       body.scheduledStartTime = start;
       if (type.several) body.studentIds = chosen;
@@ -539,21 +540,21 @@
     if (session.status === "PENDING_MEETING") {
       message.className += slow ? " slow" : " pending";
       message.textContent = slow
-        ? t("This is taking longer than usual — refresh later.")
-        : t("Creating the meeting link…");
+        ? gettext("This is taking longer than usual — refresh later.")
+        : gettext("Creating the meeting link…");
       if (!slow) message.insertBefore(el("span", { class: "spinner", "aria-hidden": "true" }), message.firstChild);
     } else if (session.status === "SCHEDULED" || session.status === "IN_PROGRESS") {
       message.className += " ok";
-      message.textContent = t("Scheduled. Meeting link:") + " ";
+      message.textContent = gettext("Scheduled. Meeting link:") + " ";
       message.appendChild(meetingLink(session));
       message.appendChild(document.createTextNode(" "));
       message.appendChild(copyButton(session.meetingUrl));
     } else if (session.status === "MEETING_FAILED") {
       message.className += " failed";
-      message.textContent = t("The meeting could not be created: %(reason)s", {
-        reason: session.failureReason || t("the provider did not answer"),
+      message.textContent = fill(gettext("The meeting could not be created: %(reason)s"), {
+        reason: session.failureReason || gettext("the provider did not answer"),
       });
-      var retry = el("button", { type: "button", "data-action": "retry", id: "state-retry", text: t("Retry") });
+      var retry = el("button", { type: "button", "data-action": "retry", id: "state-retry", text: gettext("Retry") });
       retry.addEventListener("click", function () {
         retry.disabled = true;
         api("POST", sessionUrl(session.sessionId, "retry")).then(
@@ -572,11 +573,11 @@
       message.appendChild(document.createTextNode(" "));
       message.appendChild(retry);
     } else {
-      message.textContent = t("Status: %(status)s", { status: ui.statuses[session.status] || session.status });
+      message.textContent = fill(gettext("Status: %(status)s"), { status: ui.statuses[session.status] || session.status });
     }
     if (bookingStatus && target === bookingStatus) {
       target.appendChild(el("p", {}, [
-        el("a", { href: ui.sessionPage.replace("{id}", session.sessionId), id: "state-details", text: t("Open this session") }),
+        el("a", { href: ui.sessionPage.replace("{id}", session.sessionId), id: "state-details", text: gettext("Open this session") }),
       ]));
     }
   }
