@@ -8,6 +8,8 @@ from sessions_app.types import SESSION_TYPES
 
 SESSION_CREATED = "session.created"
 MEETING_OPERATION_RESULT = "session.meeting.operation.result"
+SESSION_CANCELLED = "session.cancelled"
+SESSION_RESCHEDULED = "session.rescheduled"
 
 _KINDS = {
     SESSION_CREATED: (
@@ -19,6 +21,16 @@ _KINDS = {
         1,
         ("sessions_app.saga",),
         "A meeting operation (create, update, cancel) on a session succeeded or failed for good.",
+    ),
+    SESSION_CANCELLED: (
+        1,
+        ("sessions_app.services.session_cancel",),
+        "A counselor cancelled a session (hold and slots already given back); its meeting is to be cancelled.",
+    ),
+    SESSION_RESCHEDULED: (
+        1,
+        ("sessions_app.services.session_reschedule",),
+        "A counselor moved a scheduled session (slots already moved); its meeting is to be moved.",
     ),
 }
 

@@ -220,6 +220,10 @@ SAGA_CANCEL_MAX_ATTEMPTS = env.int("SAGA_CANCEL_MAX_ATTEMPTS", default=5)
 SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=2.0)
 SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float("SAGA_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
 SAGA_MAX_RETRY_AFTER_SECONDS = env.float("SAGA_MAX_RETRY_AFTER_SECONDS", default=300.0)
+# A cancel or reschedule changes the meeting afterwards (sessions_app/meeting_operations.py), with the
+# saga's backoff; a cancel that finds the meeting still being made waits this long between looks.
+MEETING_OPERATION_MAX_ATTEMPTS = env.int("MEETING_OPERATION_MAX_ATTEMPTS", default=5)
+MEETING_OPERATION_WAIT_SECONDS = env.float("MEETING_OPERATION_WAIT_SECONDS", default=1.0)
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=5.0)
 # The relay leaves younger events to the on-commit publication, which is normally done within milliseconds.
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=2.0)

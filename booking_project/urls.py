@@ -3,7 +3,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking_project.errors import api_not_found
-from sessions_app.apis import SessionBookApi, SessionDetailApi, SessionListApi, SessionRetryApi
+from sessions_app.apis import (
+    SessionBookApi,
+    SessionCancelApi,
+    SessionCompleteApi,
+    SessionDetailApi,
+    SessionListApi,
+    SessionRescheduleApi,
+    SessionRetryApi,
+)
 
 api_patterns = [
     path("api/counselor/sessions/book", SessionBookApi.as_view(), name="session-book"),
@@ -11,6 +19,11 @@ api_patterns = [
     # str, not uuid: a malformed id must still reach the API and answer 404 in the contract's shape.
     path("api/counselor/sessions/<str:session_id>", SessionDetailApi.as_view(), name="session-detail"),
     path("api/counselor/sessions/<str:session_id>/retry", SessionRetryApi.as_view(), name="session-retry"),
+    path("api/counselor/sessions/<str:session_id>/cancel", SessionCancelApi.as_view(), name="session-cancel"),
+    path(
+        "api/counselor/sessions/<str:session_id>/reschedule", SessionRescheduleApi.as_view(), name="session-reschedule"
+    ),
+    path("api/counselor/sessions/<str:session_id>/complete", SessionCompleteApi.as_view(), name="session-complete"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Anything else under /api/ answers the contract's 404, with DEBUG on or off.
     re_path(r"^api/", api_not_found),

@@ -1,8 +1,9 @@
 """Writes to calendar slots. The exclusion constraint, not a read-then-write, is what prevents double booking."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 from django.db import IntegrityError, OperationalError, transaction
@@ -16,6 +17,8 @@ from calendar_app.models import SLOT_NO_OVERLAP, CalendarSlot, SlotStatus
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
 SLOT_INSERT_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 def _sqlstate(error: Exception) -> str | None:
@@ -38,33 +41,58 @@ def slots_book(*, user_ids: Iterable[UUID], start: datetime, end: datetime, sess
     # the exclusion check still allows are retried below.
     user_ids = sorted(user_ids)
     during = DateTimeTZRange(start, end, "[)")
+    return _exclusion_checked(
+        lambda: CalendarSlot.objects.bulk_create(
+            [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in user_ids]
+        ),
+        conflicts=lambda: slots_conflicting(user_ids=user_ids, start=start, end=end),
+    )
+
+
+def slots_move(*, slot_ids: Iterable[UUID], start: datetime, end: datetime) -> int:
+    """Move the booked slots to [start, end), or raise SlotConflict naming who is busy then (the slots'
+    own old time does not count). Runs inside the caller's transaction; one UPDATE. Returns how many moved."""
+    slot_ids = list(slot_ids)
+    during = DateTimeTZRange(start, end, "[)")
+    user_ids = CalendarSlot.objects.filter(id__in=slot_ids).values_list("user_id", flat=True)
+    return _exclusion_checked(
+        lambda: CalendarSlot.objects.filter(id__in=slot_ids, status=SlotStatus.BOOKED).update(
+            during=during, updated_at=Now()
+        ),
+        conflicts=lambda: slots_conflicting(user_ids=list(user_ids), start=start, end=end, excluding=slot_ids),
+    )
+
+
+def _exclusion_checked(write: Callable[[], T], *, conflicts: Callable[[], list[dict[str, str]]]) -> T:
+    """Run a write that the no-overlap constraint guards, in a savepoint; SlotConflict when it refuses."""
     for attempt in range(1, SLOT_INSERT_ATTEMPTS + 1):
         try:
             # The savepoint keeps the caller's transaction usable: to read the conflicts back, or to try again.
             with transaction.atomic():
-                return CalendarSlot.objects.bulk_create(
-                    [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in user_ids]
-                )
+                return write()
         except IntegrityError as error:
             if not _is_overlap_violation(error):
                 raise
             break
         except OperationalError as error:
-            # Two transactions inserting overlapping slots at the same instant each wait on the other's
-            # exclusion check, and PostgreSQL aborts one. Inserting again waits for the other to finish,
+            # Two transactions writing overlapping slots at the same instant each wait on the other's
+            # exclusion check, and PostgreSQL aborts one. Writing again waits for the other to finish,
             # then answers for real: a conflict if it committed, success if it rolled back.
             if _sqlstate(error) != DEADLOCK_DETECTED:
                 raise
             if attempt == SLOT_INSERT_ATTEMPTS:
                 break
-    raise SlotConflict(details={"conflicts": slots_conflicting(user_ids=user_ids, start=start, end=end)})
+    raise SlotConflict(details={"conflicts": conflicts()})
 
 
-def slots_conflicting(*, user_ids: Iterable[UUID], start: datetime, end: datetime) -> list[dict[str, str]]:
+def slots_conflicting(
+    *, user_ids: Iterable[UUID], start: datetime, end: datetime, excluding: Iterable[UUID] = ()
+) -> list[dict[str, str]]:
     busy = (
         CalendarSlot.objects.filter(
             user_id__in=list(user_ids), status=SlotStatus.BOOKED, during__overlap=DateTimeTZRange(start, end, "[)")
         )
+        .exclude(id__in=list(excluding))
         .order_by("during", "user_id")
         .values_list("user_id", "during")
     )

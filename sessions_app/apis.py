@@ -5,7 +5,7 @@ from uuid import UUID
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -28,7 +28,13 @@ from meetings_app.models import MeetingProvider
 from sessions_app.idempotency import IdempotentRequest, request_fingerprint
 from sessions_app.models import Session, SessionStatus
 from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer
-from sessions_app.services import session_book, session_retry
+from sessions_app.services import (
+    session_book,
+    session_cancel,
+    session_complete,
+    session_reschedule,
+    session_retry,
+)
 from sessions_app.types import SESSION_TYPES, session_type_get
 
 MAX_CLASS_SIZE = max(t.max_students for t in SESSION_TYPES.values())
@@ -219,20 +225,96 @@ class SessionDetailApi(APIView):
         return Response(session_representation(session))
 
 
-class SessionRetryApi(APIView):
+class SessionActionApi(APIView):
+    """`POST /api/counselor/sessions/{id}/<action>`: the viewer's session, one service call, the session's
+    shape back. Subclasses name the operation and run the service."""
+
     permission_classes = [IsCounselorOrStaff]
     throttle_classes = [ActionThrottle]
+    operation_id = ""
 
-    @extend_schema(
-        operation_id="session_retry",
-        request=None,
-        parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH), RETRY_AFTER_HEADER],
-        responses={200: SessionOutputSerializer, **error_responses(401, 403, 404, 409, 413, 429)},
-    )
+    def act(self, request: Request, session: Session) -> None:
+        raise NotImplementedError
+
     def post(self, request: Request, session_id: str) -> Response:
         session = session_get_for_viewer(viewer=request.user, session_id=_parse_session_id(session_id))
-        session_retry(session_id=session.id, actor=request.user)
+        self.act(request, session)
         return Response(session_representation(session_get_for_viewer(viewer=request.user, session_id=session.id)))
+
+    @staticmethod
+    def action_schema(operation_id: str, description: str, request=None):
+        return extend_schema(
+            operation_id=operation_id,
+            description=description,
+            request=request,
+            parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH), RETRY_AFTER_HEADER],
+            responses={
+                200: SessionOutputSerializer,
+                **error_responses(*((400,) if request else ()), 401, 403, 404, 409, 413, 429),
+            },
+        )
+
+
+class SessionRetryApi(SessionActionApi):
+    @SessionActionApi.action_schema(
+        "session_retry",
+        "MEETING_FAILED → PENDING_MEETING: a new hold and new slots (409 if no longer free), provisioned again.",
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+    def act(self, request: Request, session: Session) -> None:
+        session_retry(session_id=session.id, actor=request.user)
+
+
+class SessionCancelApi(SessionActionApi):
+    @SessionActionApi.action_schema(
+        "session_cancel",
+        "PENDING_MEETING, SCHEDULED or MEETING_FAILED → CANCELLED: the hold released and the slots freed at "
+        "once; the meeting, calendar events and reminders cancelled in the background.",
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+    def act(self, request: Request, session: Session) -> None:
+        session_cancel(session_id=session.id, actor=request.user)
+
+
+class SessionCompleteApi(SessionActionApi):
+    @SessionActionApi.action_schema(
+        "session_complete", "SCHEDULED or IN_PROGRESS → COMPLETED, once the session has started: the hold is spent."
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+    def act(self, request: Request, session: Session) -> None:
+        session_complete(session_id=session.id, actor=request.user)
+
+
+class SessionRescheduleApi(SessionActionApi):
+    @extend_schema_serializer(component_name="SessionReschedule")
+    class InputSerializer(StrictSerializer):
+        scheduledStartTime = AwareDateTimeField()
+        duration = WholeNumberField(min_value=15, max_value=240)
+
+    @SessionActionApi.action_schema(
+        "session_reschedule",
+        "Move a SCHEDULED session: its slots are moved at once (409 SLOT_CONFLICT changes nothing); the meeting, "
+        "calendar events and reminders follow in the background.",
+        request=InputSerializer,
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        return super().post(request, session_id)
+
+    def act(self, request: Request, session: Session) -> None:
+        body = self.InputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        session_reschedule(
+            session_id=session.id,
+            actor=request.user,
+            start=body.validated_data["scheduledStartTime"],
+            duration_minutes=body.validated_data["duration"],
+        )
 
 
 def _parse_session_id(raw: str) -> UUID:

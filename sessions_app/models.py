@@ -224,6 +224,86 @@ class MeetingSaga(models.Model):
         return f"meeting saga of {self.session_id} ({self.state}, round {self.round})"
 
 
+class MeetingOperationKind(models.TextChoices):
+    UPDATE = "update", "Move the meeting to the session's time"
+    CANCEL = "cancel", "Cancel the meeting"
+
+
+class MeetingOperationState(models.TextChoices):
+    PENDING = "pending", "Waiting to run"
+    RUNNING = "running", "Calling the provider"
+    RETRY_WAIT = "retry_wait", "Waiting to retry the provider"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed for good (a person is asked to act)"
+    SUPERSEDED = "superseded", "Not needed any more (a later change took over)"
+
+
+MEETING_OPERATION_FINAL_STATES = frozenset(
+    {MeetingOperationState.SUCCEEDED, MeetingOperationState.FAILED, MeetingOperationState.SUPERSEDED}
+)
+
+# `sessions_app.meeting_operations` is the only code that moves an operation.
+MEETING_OPERATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    MeetingOperationState.PENDING: frozenset({MeetingOperationState.RUNNING, *MEETING_OPERATION_FINAL_STATES}),
+    MeetingOperationState.RUNNING: frozenset(
+        {MeetingOperationState.RUNNING, MeetingOperationState.RETRY_WAIT, *MEETING_OPERATION_FINAL_STATES}
+    ),
+    MeetingOperationState.RETRY_WAIT: frozenset({MeetingOperationState.RUNNING, *MEETING_OPERATION_FINAL_STATES}),
+    MeetingOperationState.SUCCEEDED: frozenset(),
+    MeetingOperationState.FAILED: frozenset(),
+    MeetingOperationState.SUPERSEDED: frozenset(),
+}
+
+
+class MeetingOperation(models.Model):
+    """A change to a session's meeting asked for after booking (reschedule: update; cancel: cancel), made
+    at the provider after the request has answered. The row is the truth; tasks only carry its id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="meeting_operations")
+    kind = models.CharField(max_length=16, choices=MeetingOperationKind.choices)
+    state = models.CharField(
+        max_length=16, choices=MeetingOperationState.choices, default=MeetingOperationState.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The open provider call, committed before it is made (as in the saga): a lease another worker may
+    # take over once it has run out.
+    attempt_id = models.UUIDField(null=True, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_driven_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=MeetingOperationState.values), name="meeting_operation_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=MeetingOperationKind.values), name="meeting_operation_kind_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["updated_at"],
+                name="meeting_operation_unfinished",
+                condition=models.Q(
+                    state__in=[
+                        MeetingOperationState.PENDING,
+                        MeetingOperationState.RUNNING,
+                        MeetingOperationState.RETRY_WAIT,
+                    ]
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"meeting {self.kind} of {self.session_id} ({self.state})"
+
+
 class ManualIntervention(MeetingSaga):
     """The operators' queue: sagas that need a person (the admin lists them newest first)."""
 

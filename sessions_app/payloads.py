@@ -1,6 +1,7 @@
 """The bodies of the session's integration events (booking_project/events.py lists the types)."""
 
 from typing import Any
+from uuid import UUID
 
 from meetings_app.models import Meeting
 from sessions_app.models import Session
@@ -45,3 +46,11 @@ def meeting_result_payload(
         "meetingUrl": meeting.join_url if meeting else None,
         "failureReason": failure_reason or None,
     }
+
+
+def session_changed_payload(
+    *, session: Session, operation_id: UUID, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The body of `{type}.session.cancelled` and `{type}.session.rescheduled`: the session as it is now,
+    the meeting operation that follows, and (rescheduled) where the session was before."""
+    return {**session_facts(session), "operationId": str(operation_id), "previous": previous}

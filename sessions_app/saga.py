@@ -174,20 +174,22 @@ def _claim(*, session_id: UUID, event_id: UUID | None) -> "_CreatePlan | str | N
         event_id=event_id,
         attempt_id=attempt_id,
         provider=session.meeting_provider,
-        request=_meeting_request(session),
+        request=meeting_request_for(session),
         recovering=attempt_open,
         attempts_exhausted=exhausted,
         session_status=session.status,
     )
 
 
-def _meeting_request(session: Session) -> MeetingRequest:
+def meeting_request_for(session: Session, *, host_id: str | None = None) -> MeetingRequest:
+    """What the provider is asked for the session: its topic and time, hosted by `host_id` (by default
+    the mentor's account at the provider)."""
     return MeetingRequest(
         reference=str(session.id),
         topic=session.topic,
         start_time=session.scheduled_at,
         duration_minutes=session.duration_minutes,
-        host_id=meeting_host_id_for(user_id=session.mentor_id, provider=session.meeting_provider),
+        host_id=host_id or meeting_host_id_for(user_id=session.mentor_id, provider=session.meeting_provider),
     )
 
 
@@ -312,24 +314,33 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
     started = time.perf_counter()
     try:
         with transaction.atomic():
-            saga = _lock(session_id, "meeting")
+            saga = _lock(session_id, "meeting", "session")
             if saga.state != SagaState.MEETING_CREATED:
                 return DONE
-            meeting = saga.meeting
-            session = session_transition(
-                session_id=session_id,
-                to=SessionStatus.SCHEDULED,
-                expected=SessionStatus.PENDING_MEETING,
-                meeting_id=meeting.id,
-            )
-            slots_attach_meeting(
-                slot_ids=session.slot_ids, session_id=session.id, meeting_id=meeting.id, meeting_url=meeting.join_url
-            )
-            _move(saga, SagaState.SUCCEEDED, finished_at=timezone.now())
-            result = outbox_event_add(
-                type=session_type_get(session.session_type).result_event,
-                payload=meeting_result_payload(session=session, meeting=meeting, status="success"),
-            )
+            moved_on = saga.session.status != SessionStatus.PENDING_MEETING
+            if moved_on:
+                # Cancelled while its meeting was being made: the meeting is not needed, and must not linger.
+                reason = f"The session was {saga.session.status} while its meeting was being made."
+                _move(saga, SagaState.COMPENSATING, compensation_reason=reason)
+            else:
+                meeting = saga.meeting
+                session = session_transition(
+                    session_id=session_id,
+                    to=SessionStatus.SCHEDULED,
+                    expected=SessionStatus.PENDING_MEETING,
+                    meeting_id=meeting.id,
+                )
+                slots_attach_meeting(
+                    slot_ids=session.slot_ids,
+                    session_id=session.id,
+                    meeting_id=meeting.id,
+                    meeting_url=meeting.join_url,
+                )
+                _move(saga, SagaState.SUCCEEDED, finished_at=timezone.now())
+                result = outbox_event_add(
+                    type=session_type_get(session.session_type).result_event,
+                    payload=meeting_result_payload(session=session, meeting=meeting, status="success"),
+                )
     except Exception as error:  # noqa: BLE001 - whatever broke the backfill, the meeting must not be leaked
         logger.exception("saga.backfill_failed", extra={**log, "error": str(error)})
         with transaction.atomic():
@@ -345,6 +356,9 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
                     + ("." if isinstance(error, InvalidState) else f": {error}.")
                 ),
             )
+        return _compensate(session_id=session_id, event_id=event_id)
+    if moved_on:
+        logger.info("saga.meeting_not_needed", extra={**log, "reason": saga.compensation_reason})
         return _compensate(session_id=session_id, event_id=event_id)
     logger.info(
         "session.scheduled",
@@ -529,6 +543,12 @@ def _move(saga: MeetingSaga, to: str, **fields: Any) -> None:
     for name, value in fields.items():
         setattr(saga, name, value)
     saga.save(update_fields=["state", "updated_at", *fields])
+
+
+def saga_manual_intervention_flag(*, session_id: UUID, reason: str) -> None:
+    """Put the session's saga in the operators' queue with `reason` (added to any reason already there).
+    Call inside the transaction that records what went wrong."""
+    _manual_intervention_flag(_lock(session_id), reason)
 
 
 def _manual_intervention_flag(saga: MeetingSaga, reason: str) -> None:

@@ -16,8 +16,8 @@ from accounts_app.models import Role, User
 from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound
 from calendar_app.models import CalendarSlot
-from calendar_app.services import slots_book
-from holds_app.services import holds_take
+from calendar_app.services import slots_book, slots_cancel, slots_move
+from holds_app.services import holds_consume, holds_release, holds_take
 from meetings_app.models import MeetingProvider
 from meetings_app.providers.feishu import RESERVE_MAX_DAYS_AHEAD as FEISHU_RESERVE_MAX_DAYS_AHEAD
 from sessions_app.audit import audit_record, audit_state
@@ -26,8 +26,10 @@ from sessions_app.idempotency import (
     idempotency_claim,
     idempotency_remember,
 )
+from sessions_app.meeting_operations import meeting_operation_start
 from sessions_app.models import (
     AuditAction,
+    MeetingOperationKind,
     Session,
     SessionStatus,
     SessionStudent,
@@ -229,9 +231,7 @@ def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session
     Raises InvalidState (not MEETING_FAILED), SlotConflict or InsufficientBalance; then nothing changed.
     """
     with transaction.atomic(durable=True):
-        session = Session.objects.select_for_update().filter(id=session_id).first()
-        if session is None:
-            raise NotFound("No such session.")
+        session = _session_lock(session_id)
         if session.status != SessionStatus.MEETING_FAILED:
             raise InvalidState(
                 "Only a session whose meeting failed can be retried.",
@@ -285,3 +285,118 @@ def session_reprovision(*, session_id: UUID, actor: User) -> str:
     raise InvalidState(
         f"A {status} session has nothing to provision.", details={"status": status, "requested": "reprovision"}
     )
+
+
+def session_cancel(*, session_id: UUID, actor: User, via: str = "api") -> Session:
+    """Cancel a PENDING_MEETING, SCHEDULED or MEETING_FAILED session: the session CANCELLED, its hold
+    released and its slots freed in one transaction; the meeting is cancelled at the provider afterwards
+    (sessions_app/meeting_operations.py), also when it is still being made.
+
+    Raises NotFound or InvalidState (any other status); then nothing changed.
+    """
+    with transaction.atomic(durable=True):
+        session = _session_lock(session_id)
+        before = audit_state(session)
+        session = session_transition(session_id=session.id, to=SessionStatus.CANCELLED, expected=session.status)
+        holds_release(session_id=session.id)
+        slots_cancel(slot_ids=session.slot_ids)
+        operation = meeting_operation_start(session=session, kind=MeetingOperationKind.CANCEL)
+        audit_record(
+            session_id=session.id,
+            action=AuditAction.CANCELLED,
+            actor=actor,
+            via=via,
+            before=before,
+            after=audit_state(session),
+        )
+    logger.info("session.cancelled", extra={"sessionId": str(session.id), "operationId": str(operation.id)})
+    return session
+
+
+def session_reschedule(
+    *, session_id: UUID, actor: User, start: datetime, duration_minutes: int, via: str = "api"
+) -> Session:
+    """Move a SCHEDULED session: its slots moved (conflict-checked) and its time changed in one
+    transaction; the meeting is moved at the provider afterwards. Moving it to the time it has is a no-op.
+
+    Raises NotFound, InvalidState (not SCHEDULED), ApplicationError (the booking rules) or SlotConflict;
+    then nothing changed.
+    """
+    with transaction.atomic(durable=True):
+        session = _session_lock(session_id)
+        if session.status != SessionStatus.SCHEDULED:
+            raise InvalidState(
+                "Only a scheduled session can be moved; cancel it and book again instead.",
+                details={"status": session.status, "requested": "reschedule"},
+            )
+        booking_rules_check(
+            session_type=session_type_get(session.session_type),
+            student_ids=session.student_ids,
+            mentor_id=session.mentor_id,
+            start=start,
+            duration_minutes=duration_minutes,
+            meeting_provider=session.meeting_provider,
+        )
+        start = start.astimezone(UTC)
+        if (start, duration_minutes) == (session.scheduled_at, session.duration_minutes):
+            return session
+        before = audit_state(session)
+        slots_move(slot_ids=session.slot_ids, start=start, end=start + timedelta(minutes=duration_minutes))
+        Session.objects.filter(id=session.id).update(
+            scheduled_at=start, duration_minutes=duration_minutes, updated_at=timezone.now()
+        )
+        session.scheduled_at, session.duration_minutes = start, duration_minutes
+        operation = meeting_operation_start(
+            session=session,
+            kind=MeetingOperationKind.UPDATE,
+            previous={"scheduledStartTime": before["scheduledAt"], "duration": before["duration"]},
+        )
+        audit_record(
+            session_id=session.id,
+            action=AuditAction.RESCHEDULED,
+            actor=actor,
+            via=via,
+            before=before,
+            after=audit_state(session),
+        )
+    logger.info(
+        "session.rescheduled",
+        extra={"sessionId": str(session.id), "operationId": str(operation.id), "scheduledAt": start.isoformat()},
+    )
+    return session
+
+
+def session_complete(*, session_id: UUID, actor: User, via: str = "api", now: datetime | None = None) -> Session:
+    """A SCHEDULED or IN_PROGRESS session took place: COMPLETED, and its held units are spent.
+
+    Raises NotFound or InvalidState (another status, or the session has not started yet).
+    """
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        session = _session_lock(session_id)
+        if session.status in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS) and session.scheduled_at > now:
+            # Completing ahead of time would spend the student's unit for a session that may not happen.
+            raise InvalidState(
+                "A session cannot be completed before it starts.",
+                details={"status": session.status, "requested": SessionStatus.COMPLETED},
+            )
+        before = audit_state(session)
+        session = session_transition(session_id=session.id, to=SessionStatus.COMPLETED, expected=session.status)
+        holds_consume(session_id=session.id)
+        audit_record(
+            session_id=session.id,
+            action=AuditAction.COMPLETED,
+            actor=actor,
+            via=via,
+            before=before,
+            after=audit_state(session),
+        )
+    logger.info("session.completed", extra={"sessionId": str(session.id)})
+    return session
+
+
+def _session_lock(session_id: UUID) -> Session:
+    session = Session.objects.select_for_update().filter(id=session_id).first()
+    if session is None:
+        raise NotFound("No such session.")
+    return session

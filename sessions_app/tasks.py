@@ -5,7 +5,8 @@ from uuid import UUID
 from celery import shared_task
 from django.conf import settings
 
-from booking_project.events import SESSION_CREATED, handles
+from booking_project.events import SESSION_CANCELLED, SESSION_CREATED, SESSION_RESCHEDULED, handles
+from sessions_app.meeting_operations import meeting_operation_advance, meeting_operations_redrive_due
 from sessions_app.models import OutboxEvent
 from sessions_app.outbox import outbox_relay
 from sessions_app.saga import saga_advance, sagas_redrive_due
@@ -33,6 +34,29 @@ def provision_meeting(self, event_id: str | None = None, session_id: str | None 
         raise self.retry(countdown=step.retry_in, kwargs={"event_id": event_id, "session_id": session_id})
 
 
+@handles(SESSION_CANCELLED)
+@handles(SESSION_RESCHEDULED)
+@shared_task(
+    bind=True,
+    name="sessions.change_meeting",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # The operation row bounds the provider attempts; what is not bounded here is the wait for a meeting
+    # still being provisioned, which the saga's own lease and sweep bound.
+    max_retries=None,
+)
+def change_meeting(self, event_id: str | None = None, operation_id: str | None = None) -> None:
+    """Cancel or move the session's meeting at the provider: on a `{type}.session.cancelled` or
+    `.rescheduled` event, or re-driven by operation id."""
+    if operation_id is None:
+        operation_id = OutboxEvent.objects.filter(id=event_id).values_list("payload__operationId", flat=True).first()
+        if operation_id is None:
+            return
+    step = meeting_operation_advance(operation_id=UUID(operation_id))
+    if step.retry_in is not None:
+        raise self.retry(countdown=step.retry_in, kwargs={"operation_id": operation_id})
+
+
 @shared_task(name="sessions.outbox_relay", acks_late=True)
 def relay_outbox() -> int:
     return outbox_relay()
@@ -43,4 +67,7 @@ def sweep_sagas() -> int:
     due = sagas_redrive_due()
     for session_id in due:
         provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
-    return len(due)
+    operations = meeting_operations_redrive_due()
+    for operation_id in operations:
+        change_meeting.apply_async(kwargs={"operation_id": str(operation_id)})
+    return len(due) + len(operations)

@@ -23,13 +23,17 @@ class SessionType:
         configured = getattr(settings, "BILLABLE_SESSION_TYPES", None)
         return self.billable_by_default if configured is None else self.name in configured
 
+    def event(self, kind: str) -> str:
+        """The name of this type's event of `kind` (booking_project/events.py lists the kinds)."""
+        return f"{self.name}.{kind}"
+
     @property
     def created_event(self) -> str:
-        return f"{self.name}.session.created"
+        return self.event("session.created")
 
     @property
     def result_event(self) -> str:
-        return f"{self.name}.session.meeting.operation.result"
+        return self.event("session.meeting.operation.result")
 
 
 SESSION_TYPES: dict[str, SessionType] = {

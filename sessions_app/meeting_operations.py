@@ -1,0 +1,309 @@
+"""The meeting's side of a cancel or a reschedule (DESIGN.md "Lifecycle after booking").
+
+The counselor's request changes the session, its hold and its slots in one transaction and answers; the
+meeting is changed at the provider afterwards, here: retried with the saga's backoff, and announced by a
+`{type}.session.meeting.operation.result` event (operation `update` or `cancel`) for the notifications.
+When the provider will not do it, the session's saga goes to the operators' queue with the reason.
+
+As in the saga, the `MeetingOperation` row is the truth and tasks only carry its id: each step claims the
+row under a lock, the provider is called outside any transaction, and a duplicate courier changes nothing.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from booking_project.errors import InvalidState
+from booking_project.events import SESSION_CANCELLED, SESSION_RESCHEDULED
+from meetings_app.models import Meeting, MeetingStatus
+from meetings_app.providers.base import MeetingRequest, PermanentProviderError, ProviderError, TransientProviderError
+from meetings_app.services import MeetingManager
+from sessions_app.models import (
+    MEETING_OPERATION_FINAL_STATES,
+    MEETING_OPERATION_TRANSITIONS,
+    SAGA_FINAL_STATES,
+    MeetingOperation,
+    MeetingOperationKind,
+    MeetingOperationState,
+    MeetingSaga,
+    Session,
+    SessionStatus,
+)
+from sessions_app.outbox import outbox_event_add
+from sessions_app.payloads import meeting_result_payload, session_changed_payload
+from sessions_app.saga import (
+    DONE,
+    SagaStep,
+    meeting_request_for,
+    saga_advance,
+    saga_backoff,
+    saga_manual_intervention_flag,
+)
+from sessions_app.types import session_type_get
+
+logger = logging.getLogger(__name__)
+
+_EVENT_KIND = {MeetingOperationKind.CANCEL: SESSION_CANCELLED, MeetingOperationKind.UPDATE: SESSION_RESCHEDULED}
+
+
+@dataclass(frozen=True)
+class _CallPlan:
+    operation_id: UUID
+    attempt_id: UUID
+    session_id: UUID
+    kind: str
+    meeting: Meeting
+    request: MeetingRequest
+
+
+def meeting_operation_start(*, session: Session, kind: str, previous: dict[str, Any] | None = None) -> MeetingOperation:
+    """Record that the session's meeting is to be changed, and the event that carries the change to a
+    worker. Call in the transaction that cancelled or moved the session."""
+    operation = MeetingOperation.objects.create(session=session, kind=kind)
+    outbox_event_add(
+        type=session_type_get(session.session_type).event(_EVENT_KIND[kind]),
+        payload=session_changed_payload(session=session, operation_id=operation.id, previous=previous),
+    )
+    return operation
+
+
+def meeting_operation_advance(*, operation_id: UUID) -> SagaStep:
+    """Do the next step of the operation: wait for provisioning to settle, call the provider, or finish."""
+    decision = _claim(operation_id)
+    if isinstance(decision, _CallPlan):
+        return _provider_call(decision)
+    return decision
+
+
+def _claim(operation_id: UUID) -> "_CallPlan | SagaStep":
+    with transaction.atomic():
+        operation = (
+            MeetingOperation.objects.select_for_update(of=("self",))
+            .select_related("session")
+            .filter(id=operation_id)
+            .first()
+        )
+        if operation is None or operation.state in MEETING_OPERATION_FINAL_STATES:
+            return DONE
+        now = timezone.now()
+        if operation.state == MeetingOperationState.RUNNING and operation.attempt_started_at > now - timedelta(
+            seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS
+        ):
+            return DONE  # another worker is calling the provider for it right now
+        session = operation.session
+        superseded = _superseded_because(operation, session)
+        if superseded:
+            _move(operation, MeetingOperationState.SUPERSEDED, finished_at=now, attempt_id=None, last_error=superseded)
+            logger.info("meeting_operation.superseded", extra=_log(operation, reason=superseded))
+            return DONE
+        saga = MeetingSaga.objects.select_related("meeting").get(session_id=session.id)
+        provisioning = saga.state not in SAGA_FINAL_STATES
+        if not provisioning:
+            meeting = saga.meeting if saga.meeting and saga.meeting.status == MeetingStatus.ACTIVE else None
+            if meeting is None:
+                if operation.kind == MeetingOperationKind.CANCEL:
+                    # Never made, or already undone by the saga's compensation: nothing is left to cancel.
+                    _finish(operation, session, MeetingOperationState.SUCCEEDED, meeting=saga.meeting)
+                else:
+                    _finish(
+                        operation,
+                        session,
+                        MeetingOperationState.FAILED,
+                        meeting=saga.meeting,
+                        reason="The session was moved, but it has no active meeting to move. Book it again.",
+                    )
+                return DONE
+            if operation.attempts >= settings.MEETING_OPERATION_MAX_ATTEMPTS:
+                # Re-driven after the last attempt's worker died: no attempt is left.
+                _finish(
+                    operation,
+                    session,
+                    MeetingOperationState.FAILED,
+                    meeting=meeting,
+                    reason=_reason_failed(operation, session, meeting, operation.last_error or "no attempt left"),
+                )
+                return DONE
+            attempt_id = uuid.uuid4()
+            _move(
+                operation,
+                MeetingOperationState.RUNNING,
+                attempts=operation.attempts + 1,
+                attempt_id=attempt_id,
+                attempt_started_at=now,
+                retry_at=None,
+            )
+    if provisioning:
+        # A cancel while the meeting is still being made. Driving the saga now ends it: a cancelled
+        # session's saga makes no meeting, and undoes one it has just made. Then look again.
+        step = saga_advance(session_id=session.id)
+        logger.info("meeting_operation.waiting_for_provisioning", extra=_log(operation, sagaState=saga.state))
+        return SagaStep(retry_in=max(step.retry_in or 0.0, settings.MEETING_OPERATION_WAIT_SECONDS))
+    logger.info("meeting_operation.attempt_started", extra=_log(operation, attempt=operation.attempts))
+    return _CallPlan(
+        operation_id=operation.id,
+        attempt_id=attempt_id,
+        session_id=session.id,
+        kind=operation.kind,
+        meeting=meeting,
+        request=meeting_request_for(session, host_id=meeting.host_id),
+    )
+
+
+def _superseded_because(operation: MeetingOperation, session: Session) -> str:
+    """Why an update is no longer needed: the session left SCHEDULED, or a later move will do it."""
+    if operation.kind != MeetingOperationKind.UPDATE:
+        return ""
+    if session.status != SessionStatus.SCHEDULED:
+        return f"the session is {session.status}"
+    later = (
+        MeetingOperation.objects.filter(session_id=session.id, created_at__gt=operation.created_at)
+        .exclude(id=operation.id)
+        .exists()
+    )
+    return "a later change of the session takes over" if later else ""
+
+
+def _provider_call(plan: _CallPlan) -> SagaStep:
+    manager = MeetingManager()
+    try:
+        if plan.kind == MeetingOperationKind.CANCEL:
+            manager.cancel_meeting(meeting_id=plan.meeting.id)
+        else:
+            manager.update_meeting(meeting_id=plan.meeting.id, request=plan.request)
+    except (TransientProviderError, PermanentProviderError) as error:
+        return _attempt_failed(plan, error)
+    with transaction.atomic():
+        operation = _lock(plan.operation_id)
+        if operation.attempt_id != plan.attempt_id or operation.state != MeetingOperationState.RUNNING:
+            return DONE  # our lease ran out and another worker took over; its outcome is the outcome
+        _finish(operation, operation.session, MeetingOperationState.SUCCEEDED, meeting=_fresh(plan.meeting))
+    return DONE
+
+
+def _attempt_failed(plan: _CallPlan, error: ProviderError) -> SagaStep:
+    retryable = isinstance(error, TransientProviderError)
+    too_long = retryable and (error.retry_after or 0) > settings.SAGA_MAX_RETRY_AFTER_SECONDS
+    logger.warning(
+        "meeting_operation.attempt_failed",
+        extra={"sessionId": str(plan.session_id), "operation": plan.kind, "error": str(error), "retryable": retryable},
+    )
+    with transaction.atomic():
+        operation = _lock(plan.operation_id)
+        if operation.attempt_id != plan.attempt_id or operation.state != MeetingOperationState.RUNNING:
+            return DONE
+        session = operation.session
+        superseded = _superseded_because(operation, session)
+        if superseded:
+            # e.g. the meeting was cancelled under a move that was in flight: the move does not matter now.
+            _move(
+                operation,
+                MeetingOperationState.SUPERSEDED,
+                finished_at=timezone.now(),
+                attempt_id=None,
+                last_error=f"{error} ({superseded})",
+            )
+            return DONE
+        if retryable and not too_long and operation.attempts < settings.MEETING_OPERATION_MAX_ATTEMPTS:
+            delay = saga_backoff(operation.attempts, retry_after=error.retry_after)
+            _move(
+                operation,
+                MeetingOperationState.RETRY_WAIT,
+                attempt_id=None,
+                last_error=str(error),
+                retry_at=timezone.now() + timedelta(seconds=delay),
+            )
+            return SagaStep(retry_in=delay)
+        _finish(
+            operation,
+            session,
+            MeetingOperationState.FAILED,
+            meeting=plan.meeting,
+            reason=_reason_failed(operation, session, plan.meeting, str(error)),
+        )
+    return DONE
+
+
+def _finish(
+    operation: MeetingOperation, session: Session, to: str, *, meeting: Meeting | None, reason: str = ""
+) -> None:
+    """End the operation and announce it; a failure also asks a person to act."""
+    _move(operation, to, attempt_id=None, finished_at=timezone.now(), last_error=reason or operation.last_error)
+    status = "success" if to == MeetingOperationState.SUCCEEDED else "failed"
+    if reason:
+        saga_manual_intervention_flag(session_id=session.id, reason=reason)
+    outbox_event_add(
+        type=session_type_get(session.session_type).result_event,
+        payload=meeting_result_payload(
+            session=session, meeting=meeting, status=status, operation=operation.kind, failure_reason=reason
+        ),
+    )
+    log = logger.info if status == "success" else logger.error
+    log(f"meeting_operation.{to}", extra=_log(operation, attempts=operation.attempts, reason=reason or None))
+
+
+def _reason_failed(operation: MeetingOperation, session: Session, meeting: Meeting, error: str) -> str:
+    what = f"{meeting.provider} meeting {meeting.meeting_no or meeting.provider_meeting_id}"
+    if operation.kind == MeetingOperationKind.CANCEL:
+        return (
+            f"The session was cancelled, but its {what} could not be cancelled after {operation.attempts} "
+            f"attempt(s): {error}. Cancel it at the provider."
+        )
+    return (
+        f"The session was moved to {session.scheduled_at.isoformat()} ({session.duration_minutes} min), but its "
+        f"{what} could not be moved after {operation.attempts} attempt(s): {error}. Move it at the provider."
+    )
+
+
+def meeting_operations_redrive_due(*, now=None, limit: int = 500) -> list[UUID]:
+    """Operations with no progress for SAGA_STUCK_AFTER_SECONDS (a lost message, a dead worker), marked as
+    re-driven now so that the next sweep waits another period."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SAGA_STUCK_AFTER_SECONDS)
+    with transaction.atomic():
+        due = list(
+            MeetingOperation.objects.select_for_update(skip_locked=True)
+            .exclude(state__in=MEETING_OPERATION_FINAL_STATES)
+            .filter(updated_at__lt=cutoff)
+            .exclude(last_driven_at__gte=cutoff)
+            .exclude(retry_at__gte=cutoff)
+            .order_by("updated_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        MeetingOperation.objects.filter(id__in=due).update(last_driven_at=now)
+    if due:
+        logger.warning("meeting_operation.sweep_redrive", extra={"count": len(due)})
+    return due
+
+
+def _lock(operation_id: UUID) -> MeetingOperation:
+    return MeetingOperation.objects.select_for_update(of=("self",)).select_related("session").get(id=operation_id)
+
+
+def _move(operation: MeetingOperation, to: str, **fields: Any) -> None:
+    """Set the operation's state and fields on the row locked by the caller; refuses an illegal move."""
+    if to != operation.state and to not in MEETING_OPERATION_TRANSITIONS[operation.state]:
+        raise InvalidState(f"A meeting operation cannot go from {operation.state} to {to}.")
+    operation.state = to
+    for name, value in fields.items():
+        setattr(operation, name, value)
+    operation.save(update_fields=["state", "updated_at", *fields])
+
+
+def _fresh(meeting: Meeting) -> Meeting:
+    return Meeting.objects.get(id=meeting.id)
+
+
+def _log(operation: MeetingOperation, **extra: Any) -> dict[str, Any]:
+    return {
+        "sessionId": str(operation.session_id),
+        "operationId": str(operation.id),
+        "operation": operation.kind,
+        **extra,
+    }
