@@ -337,14 +337,25 @@
     ]);
   }
 
+  // Rows whose session did not change are kept as they are (a button being pressed is not swapped away).
+  var rowState = {};
+
   function renderList(sessions) {
     if (!rows) return;
+    var keep = {};
+    rows.querySelectorAll("tr[data-session-id]").forEach(function (tr) { keep[tr.dataset.sessionId] = tr; });
     sessionsById = {};
-    rows.textContent = "";
+    var nextState = {};
     sessions.forEach(function (s) {
+      var state = JSON.stringify(s);
+      var tr = keep[s.sessionId] && rowState[s.sessionId] === state ? keep[s.sessionId] : sessionRow(s);
+      delete keep[s.sessionId];
       sessionsById[s.sessionId] = s;
-      rows.appendChild(sessionRow(s));
+      nextState[s.sessionId] = state;
+      rows.appendChild(tr); // moves a kept row into place
     });
+    Object.keys(keep).forEach(function (id) { keep[id].remove(); });
+    rowState = nextState;
     var empty = document.getElementById("sessions-empty");
     if (empty) empty.hidden = sessions.length > 0;
   }
@@ -352,6 +363,7 @@
   function replaceSession(session) {
     if (listError) listError.hidden = true;
     sessionsById[session.sessionId] = session;
+    rowState[session.sessionId] = JSON.stringify(session);
     var old = rows && rows.querySelector('tr[data-session-id="' + session.sessionId + '"]');
     if (old) old.replaceWith(sessionRow(session));
     if (tracked && tracked.id === session.sessionId) showTracked(session);
@@ -500,6 +512,7 @@
     if (rows && sessionsById[session.sessionId]) {
       var row = rows.querySelector('tr[data-session-id="' + session.sessionId + '"]');
       sessionsById[session.sessionId] = session;
+      rowState[session.sessionId] = JSON.stringify(session);
       if (row) row.replaceWith(sessionRow(session));
     }
     showTracked(session);
