@@ -349,7 +349,7 @@
     sessions.forEach(function (s) {
       var state = JSON.stringify(s);
       var tr = keep[s.sessionId] && rowState[s.sessionId] === state ? keep[s.sessionId] : sessionRow(s);
-      delete keep[s.sessionId];
+      if (tr === keep[s.sessionId]) delete keep[s.sessionId]; // else the old row goes below
       sessionsById[s.sessionId] = s;
       nextState[s.sessionId] = state;
       rows.appendChild(tr); // moves a kept row into place
@@ -501,8 +501,15 @@
   var sessionState = document.getElementById("session-state");
 
   function track(session) {
-    if (tracked) clearTimeout(tracked.timer);
-    tracked = { id: session.sessionId, since: Date.now(), timer: null, slow: false };
+    if (tracked) {
+      clearTimeout(tracked.timer);
+      clearTimeout(tracked.patience);
+    }
+    tracked = { id: session.sessionId, since: Date.now(), timer: null, slow: false, latest: session };
+    // Said when the patience runs out, whenever the next poll answers.
+    tracked.patience = setTimeout(function () {
+      if (tracked && tracked.latest.status === "PENDING_MEETING") showTracked(tracked.latest);
+    }, ui.patienceSeconds * 1000);
     showTracked(session);
   }
 
@@ -535,9 +542,10 @@
     var target = bookingStatus || sessionState;
     if (!target || !tracked || tracked.id !== session.sessionId) return;
     clearTimeout(tracked.timer);
+    tracked.latest = session;
     if (session.status === "PENDING_MEETING") {
       var waited = (Date.now() - tracked.since) / 1000;
-      tracked.slow = waited >= ui.patienceSeconds;
+      tracked.slow = waited >= ui.patienceSeconds - 0.05;
       // Keep looking after the patience runs out, only less often: the session stays listed meanwhile.
       tracked.timer = setTimeout(poll, tracked.slow ? Math.max(ui.pollMs, 10000) : ui.pollMs);
     }
