@@ -9,13 +9,15 @@ from selenium.webdriver.support.ui import Select
 from sessions_app.models import Session, SessionStatus
 from tests.browser.conftest import local_start, log_in
 from tests.conftest import BOOK_URL, api_client_for, booking_body
+from tests.factories import student_for
 from tests.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def fill_booking(browser, *, student, mentor, start, topic: str = "Resume review") -> None:
-    Select(browser.find_element(By.ID, "f-sessionType")).select_by_value("regular_mentoring")
+def fill_booking(browser, *, student, mentor, start, topic: str = "Resume review", keep_type: bool = False) -> None:
+    if not keep_type:
+        Select(browser.find_element(By.ID, "f-sessionType")).select_by_value("regular_mentoring")
     Select(browser.find_element(By.ID, "f-students")).select_by_value(str(student.id))
     Select(browser.find_element(By.ID, "f-mentor")).select_by_value(str(mentor.id))
     # A datetime-local field is typed into segment by segment in the browser's locale; set it like a picker does.
@@ -157,3 +159,32 @@ def test_a_slow_provider_is_announced_while_the_session_stays_listed(page, peopl
     assert len(page.find_elements(By.CSS_SELECTOR, f'tr[data-session-id="{session.id}"]')) == 1
     session.refresh_from_db()
     assert session.status == SessionStatus.SCHEDULED
+
+
+def test_a_student_without_units_is_named_inline_and_nothing_is_booked(page, people):
+    # given a student of this counselor who has bought nothing
+    broke = student_for(people["counselor"], first_name="Wang", last_name="Fang")
+    log_in(page, people["counselor"])
+    # when the counselor books a billable session for them
+    fill_booking(page, student=broke, mentor=people["mentor"], start=local_start(hours=40))
+    page.find_element(By.ID, "book-submit").click()
+    # then the form says so, by name and type, and nothing is booked
+    error = wait_for(lambda: page.find_element(By.ID, "book-error").text, timeout=10, what="the balance message")
+    assert "Wang Fang has no Regular mentoring sessions left to book" in error
+    assert not Session.objects.exists()
+
+
+def test_a_class_is_booked_for_several_students(page, people):
+    log_in(page, people["counselor"])
+    Select(page.find_element(By.ID, "f-sessionType")).select_by_value("class_session")
+    students = Select(page.find_element(By.ID, "f-students"))
+    assert students.is_multiple
+    # the duration follows the type's default until the counselor types one
+    assert page.find_element(By.ID, "f-duration").get_attribute("value") == "90"
+    fill_booking(page, student=people["student"], mentor=people["mentor"], start=local_start(hours=42), keep_type=True)
+    students.select_by_value(str(people["other_student"].id))
+    page.find_element(By.ID, "book-submit").click()
+    wait_for(lambda: "Creating the meeting link…" in status_text(page), timeout=10, what="the pending message")
+    session = Session.objects.get()
+    assert session.session_type == "class_session" and session.duration_minutes == 90
+    assert set(session.student_ids) == {people["student"].id, people["other_student"].id}
