@@ -241,3 +241,13 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def people(stack):
+    """A counselor with a funded student, and a mentor: who the integration tests book for."""
+    from tests.conftest import funded_student
+    from tests.factories import CounselorFactory, MentorFactory
+
+    counselor = CounselorFactory()
+    return {"counselor": counselor, "student": funded_student(counselor), "mentor": MentorFactory()}
