@@ -8,10 +8,12 @@ from django.utils.text import Truncator
 
 from booking_project.admin import ViewOnlyAdmin
 from booking_project.errors import ApplicationError
+from sessions_app.meeting_operations import meeting_move_retry
 from sessions_app.models import (
     AuditEntry,
     IdempotencyRecord,
     ManualIntervention,
+    MeetingOperation,
     MeetingSaga,
     OutboxEvent,
     Session,
@@ -165,7 +167,7 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
     ordering = ["-manual_intervention_at"]
     fields = SAGA_FIELDS
     readonly_fields = SAGA_FIELDS
-    actions = ["retry_provider_cancel", "reprovision", "resolve_with_note"]
+    actions = ["retry_provider_cancel", "retry_meeting_move", "reprovision", "resolve_with_note"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(requires_manual_intervention=True)
@@ -192,6 +194,19 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
                     request,
                     f"{saga.session_id}: not cancelled (no meeting to cancel, the session uses it, or the provider "
                     "refused again; see last error).",
+                    messages.WARNING,
+                )
+
+    @admin.action(description="Retry moving the meeting to the session's time")
+    def retry_meeting_move(self, request, queryset):
+        for saga in queryset:
+            if meeting_move_retry(session_id=saga.session_id, actor_id=request.user.id):
+                self.message_user(request, f"{saga.session_id}: meeting moved, resolved.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"{saga.session_id}: not moved (the session is not scheduled with an active meeting, or the "
+                    "provider refused again; see last error).",
                     messages.WARNING,
                 )
 
@@ -226,6 +241,17 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+
+@admin.register(MeetingOperation)
+class MeetingOperationAdmin(ViewOnlyAdmin):
+    """Every meeting change after booking (a cancel, a move) and where it stands at the provider."""
+
+    list_display = ["session", "kind", "state", "attempts", "created_at", "finished_at"]
+    list_filter = ["kind", "state"]
+    search_fields = ["session__id"]
+    list_select_related = ["session"]
+    ordering = ["-created_at"]
 
 
 @admin.register(AuditEntry)

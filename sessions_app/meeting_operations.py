@@ -44,7 +44,9 @@ from sessions_app.saga import (
     meeting_request_for,
     saga_advance,
     saga_backoff,
+    saga_last_error_note,
     saga_manual_intervention_flag,
+    saga_resolve,
 )
 from sessions_app.types import session_type_get
 
@@ -307,3 +309,23 @@ def _log(operation: MeetingOperation, **extra: Any) -> dict[str, Any]:
         "operation": operation.kind,
         **extra,
     }
+
+
+def meeting_move_retry(*, session_id: UUID, actor_id: UUID | None) -> bool:
+    """The operators' "retry moving the meeting": move the scheduled session's meeting to the session's
+    time now. On success the intervention is resolved; False when there is nothing to move or the provider
+    refused again (the error is kept as the saga's last error)."""
+    session = Session.objects.select_related("meeting").filter(id=session_id).first()
+    if session is None or session.status != SessionStatus.SCHEDULED or session.meeting is None:
+        return False
+    if session.meeting.status != MeetingStatus.ACTIVE:
+        return False
+    try:
+        MeetingManager().update_meeting(
+            meeting_id=session.meeting_id, request=meeting_request_for(session, host_id=session.meeting.host_id)
+        )
+    except ProviderError as error:
+        saga_last_error_note(session_id=session_id, error=f"meeting move retry failed: {error}")
+        return False
+    saga_resolve(session_id=session_id, actor_id=actor_id, note="The meeting was moved to the session's time.")
+    return True

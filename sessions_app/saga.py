@@ -486,13 +486,18 @@ def saga_meeting_cancel_retry(*, session_id: UUID, actor_id: UUID | None) -> boo
     try:
         MeetingManager().cancel_meeting(meeting_id=saga.meeting_id)
     except ProviderError as error:
-        with transaction.atomic():
-            locked = _lock(session_id)
-            _move(locked, locked.state, last_error=f"meeting cancel retry failed: {error}")
-        logger.warning("saga.meeting_cancel_retry_failed", extra={"sessionId": str(session_id), "error": str(error)})
+        saga_last_error_note(session_id=session_id, error=f"meeting cancel retry failed: {error}")
         return False
     saga_resolve(session_id=session_id, actor_id=actor_id, note="The meeting was cancelled at the provider.")
     return True
+
+
+def saga_last_error_note(*, session_id: UUID, error: str) -> None:
+    """Keep what an operator's repair attempt ran into, for the next person who looks."""
+    with transaction.atomic():
+        saga = _lock(session_id)
+        _move(saga, saga.state, last_error=error)
+    logger.warning("saga.repair_failed", extra={"sessionId": str(session_id), "error": error})
 
 
 def saga_resolve(*, session_id: UUID, actor_id: UUID | None, note: str, via: str = "admin") -> None:

@@ -1,6 +1,8 @@
+import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts_app.models import User
@@ -144,3 +146,26 @@ def table_counts() -> dict[str, int]:
     return {
         model._meta.label: model.objects.count() for model in apps.get_models() if model._meta.app_label in app_labels
     }
+
+
+def race_posts(calls: list[tuple], headers: dict | None = None) -> list:
+    """POST every (user, url, body) at once, each from its own thread and database connection, released
+    together by a barrier; return the responses in order."""
+    barrier = threading.Barrier(len(calls))
+    answers: list = [None] * len(calls)
+
+    def post(i: int) -> None:
+        user, url, body = calls[i]
+        client = api_client_for(user)
+        try:
+            barrier.wait()
+            answers[i] = client.post(url, body, format="json", headers=headers or {})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return answers

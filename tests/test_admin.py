@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts_app.models import Role
 from meetings_app.models import Meeting
-from sessions_app.models import ManualIntervention, Session
+from sessions_app.models import ManualIntervention, MeetingOperation, Session
 from tests.conftest import BOOK_URL, booking_body
 from tests.factories import UserFactory, future
 
@@ -42,6 +42,7 @@ def booked(counselor_api, student, mentor) -> dict:
         topic="Resume review",
     )
     Group.objects.create(name="operators")
+    MeetingOperation.objects.create(session_id=response.json()["sessionId"], kind="cancel")
     return response.json()
 
 

@@ -1,17 +1,15 @@
 """Threads that really race on PostgreSQL: the constraints and row locks, not luck, decide who wins."""
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
 from holds_app.selectors import balances_for_student
 from sessions_app.models import OutboxEvent, Session
-from tests.conftest import BOOK_URL, api_client_for, booking_body, funded_student
+from tests.conftest import BOOK_URL, booking_body, funded_student, race_posts
 from tests.factories import (
     CounselorFactory,
     EntitlementFactory,
@@ -25,24 +23,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
 
 def race_as(bookings: list[tuple], headers: dict | None = None) -> list:
     """POST every (counselor, body) at once, each from its own thread and connection; return the responses."""
-    barrier = threading.Barrier(len(bookings))
-    responses: list = [None] * len(bookings)
-
-    def book(i: int) -> None:
-        counselor, body = bookings[i]
-        client = api_client_for(counselor)
-        try:
-            barrier.wait()
-            responses[i] = client.post(BOOK_URL, body, format="json", headers=headers or {})
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=book, args=(i,)) for i in range(len(bookings))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return responses
+    return race_posts([(counselor, BOOK_URL, body) for counselor, body in bookings], headers)
 
 
 def race(bodies: list[dict], counselor, headers: dict | None = None) -> list:

@@ -14,19 +14,13 @@ from holds_app.models import Hold, HoldStatus
 from meetings_app.models import Meeting, MeetingStatus
 from sessions_app.models import ManualIntervention, MeetingSaga, OutboxEvent, SagaState, Session, SessionStatus
 from sessions_app.outbox import outbox_event_publish
-from tests.conftest import BOOK_URL, api_client_for, booking_body, detail_url, funded_student
-from tests.factories import CounselorFactory, MentorFactory, StaffFactory, future
+from tests.conftest import BOOK_URL, api_client_for, booking_body, detail_url
+from tests.factories import StaffFactory, future
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 FINAL = {SessionStatus.SCHEDULED, SessionStatus.MEETING_FAILED, SessionStatus.CANCELLED}
-
-
-@pytest.fixture
-def people(stack):
-    counselor = CounselorFactory()
-    return {"counselor": counselor, "student": funded_student(counselor), "mentor": MentorFactory()}
 
 
 def book(people, *, provider: str = "feishu", hours: float = 48, topic: str | None = None) -> dict:

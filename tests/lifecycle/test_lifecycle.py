@@ -12,7 +12,11 @@ from django.utils import timezone
 from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
 from meetings_app.models import Meeting, MeetingStatus
-from sessions_app.meeting_operations import meeting_operation_advance, meeting_operations_redrive_due
+from sessions_app.meeting_operations import (
+    meeting_move_retry,
+    meeting_operation_advance,
+    meeting_operations_redrive_due,
+)
 from sessions_app.models import (
     AuditEntry,
     MeetingOperation,
@@ -340,6 +344,12 @@ def test_a_move_the_provider_refuses_keeps_the_new_time_and_asks_a_person(counse
     assert Session.objects.get(id=session.id).scheduled_at == future(hours=80)
     [result] = results(session, "update")
     assert result["status"] == "failed" and "could not be moved" in result["failureReason"]
+
+    # The provider is back: the operator's "retry moving the meeting" moves it and clears the flag.
+    providers.replace(responses.PUT, RESERVE, json={"code": 0, "msg": "ok", "data": {}})
+    assert meeting_move_retry(session_id=session.id, actor_id=None)
+    assert Meeting.objects.get(id=session.meeting_id).start_time == future(hours=80)
+    assert not MeetingSaga.objects.get(session_id=session.id).requires_manual_intervention
 
 
 def test_a_zoom_meeting_is_moved_with_its_new_start_and_duration(counselor_api, providers, scheduled, book):
