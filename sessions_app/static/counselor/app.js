@@ -256,6 +256,7 @@
     cancel: { PENDING_MEETING: 1, SCHEDULED: 1, MEETING_FAILED: 1 },
     reschedule: { SCHEDULED: 1 },
     retry: { MEETING_FAILED: 1 },
+    complete: { SCHEDULED: 1, IN_PROGRESS: 1 },
   };
 
   function actionButtons(session, onChange, onError) {
@@ -263,10 +264,13 @@
     [
       ["retry", gettext("Retry")],
       ["reschedule", gettext("Reschedule")],
+      ["complete", gettext("Mark completed")],
       ["cancel", gettext("Cancel")],
     ].forEach(function (pair) {
       var action = pair[0];
       if (!actionsAllowed[action][session.status]) return;
+      // A session can be marked completed once it has started.
+      if (action === "complete" && Date.parse(session.scheduledAt) > Date.now()) return;
       var button = el("button", {
         type: "button", class: action === "cancel" ? "danger" : "secondary", "data-action": action, text: pair[1],
       });
@@ -318,6 +322,7 @@
     if (!listError) return;
     listError.textContent = explain(error);
     listError.hidden = false;
+    if (error.code === "INVALID_STATE") refreshList(); // show the status that made the action impossible
   }
 
   function sessionRow(session) {
