@@ -155,7 +155,7 @@ def email_delivery_send(*, delivery_id: UUID) -> str:
     row's status; raises the backend's error after counting the attempt."""
     with transaction.atomic():
         delivery = (
-            EmailDelivery.objects.select_for_update(skip_locked=True)
+            EmailDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("recipient__profile")
             .filter(id=delivery_id)
             .first()
@@ -235,10 +235,10 @@ def _email_render_and_send(delivery: EmailDelivery, session: Session) -> None:
 
 
 def ics_sequence(*, session_created_at: datetime, event_at: datetime) -> int:
-    """The .ics SEQUENCE of an email about an event: seconds from the booking to the event. It grows with each
-    later event of the session (a reschedule, then a cancel) and is the same when one event is handled twice,
-    so calendars apply changes in order and ignore a stale one."""
-    return max(0, int((event_at - session_created_at).total_seconds()))
+    """The .ics SEQUENCE of an email about an event: tenths of seconds from the booking to the event. It grows
+    with each later event of the session (a reschedule, then a cancel), is the same when one event is handled
+    twice, so calendars apply changes in order and ignore a stale one, and stays within 32 bits for years."""
+    return max(0, int((event_at - session_created_at).total_seconds() * 10))
 
 
 # ---------------------------------------------------------------------------------------------------------
