@@ -5,6 +5,8 @@ The tests book through the API in this process (its events go to that Redis) and
 and HTTP bodies change as the worker provisions. Nothing runs eagerly; nothing is mocked.
 """
 
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -36,6 +38,10 @@ STACK_SETTINGS = {
     "SAGA_SWEEP_INTERVAL_SECONDS": "1",
     "OUTBOX_RELAY_INTERVAL_SECONDS": "0.5",
     "OUTBOX_RELAY_GRACE_SECONDS": "0.5",
+    "NOTIFICATION_MAX_ATTEMPTS": "3",
+    "NOTIFICATION_RETRY_BACKOFF_SECONDS": "0.1",
+    "NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS": "0.4",
+    "REMINDER_SEND_INTERVAL_SECONDS": "1",
 }
 
 
@@ -76,6 +82,10 @@ class Sandbox:
     def requests_received(self) -> dict:
         return requests.get(f"{self.url}/_sandbox/requests", timeout=5).json()
 
+    def calendar_events(self, *, status: str | None = None) -> list[dict]:
+        events = requests.get(f"{self.url}/_sandbox/calendar-events", timeout=5).json()["events"]
+        return [e for e in events if status is None or e["status"] == status]
+
 
 class Stack:
     def __init__(self, workdir: Path, database_name: str):
@@ -84,6 +94,8 @@ class Stack:
         self.sandbox_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.sandbox = Sandbox(f"http://127.0.0.1:{self.sandbox_port}")
+        # The worker's emails land here, one file per connection (Django's file-based backend).
+        self.mail_dir = workdir / "mail"
         self.env = {
             **os.environ,
             **STACK_SETTINGS,
@@ -99,6 +111,9 @@ class Stack:
             "ZOOM_CLIENT_ID": "sandbox-client",
             "ZOOM_CLIENT_SECRET": "sandbox-secret",
             "GOOGLE_CALENDAR_BASE_URL": f"{self.sandbox.url}/calendar/v3",
+            "GOOGLE_CALENDAR_ACCESS_TOKEN": "ya29.sandbox-token",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(self.mail_dir),
             "PYTHONUNBUFFERED": "1",
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -164,6 +179,16 @@ class Stack:
     def stop_all(self) -> None:
         for name in ["beat", "worker", "sandbox", "redis"]:
             self.stop(name)
+
+    def emails(self) -> list[email.message.EmailMessage]:
+        """Every email the worker has sent so far, parsed."""
+        separator = b"\n" + b"-" * 79 + b"\n"
+        messages = []
+        for path in sorted(self.mail_dir.glob("*.log")) if self.mail_dir.exists() else []:
+            for chunk in path.read_bytes().split(separator):
+                if chunk.strip():
+                    messages.append(email.message_from_bytes(chunk, policy=email.policy.default))
+        return messages
 
     def log(self, name: str) -> bytes:
         path = self.workdir / f"{name}.log"
