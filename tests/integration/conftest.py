@@ -144,6 +144,7 @@ class Stack:
         wait_for(lambda: _answers(self.sandbox_port), timeout=20, what="the sandbox to listen")
 
     def start_worker(self) -> None:
+        self.worker_started_at = time.time()
         self._start(
             "worker",
             [sys.executable, "-m", "celery", "-A", "booking_project", "worker", "--pool", "threads",
@@ -248,6 +249,51 @@ def sandbox(stack, settings) -> Sandbox:
         setattr(settings, key, stack.env[key])
     yield stack.sandbox
     stack.sandbox.reset()
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle_after_test(request):
+    """Before the test database is flushed, let the worker finish what the test set going (notifications run
+    after the saga the test waited for): a TRUNCATE racing a task's transaction can deadlock. Idle means no
+    message queued and none delivered to the running worker but unacknowledged (tasks are acknowledged late,
+    and retries waiting for their countdown count too). A killed worker's messages stay unacknowledged until the
+    visibility timeout: only those delivered since the worker started count."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    stack = request.getfixturevalue("stack")
+    if "redis" not in stack.processes or "worker" not in stack.processes:
+        return
+    import redis
+
+    client = redis.Redis.from_url(stack.redis_url, socket_connect_timeout=1, socket_timeout=1)
+    deadline = time.monotonic() + 15
+    idle_in_a_row = 0
+    try:
+        while time.monotonic() < deadline and idle_in_a_row < 2:
+            idle_in_a_row = 0 if _worker_busy(client, since=stack.worker_started_at) else idle_in_a_row + 1
+            time.sleep(0.1)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+def _worker_busy(client, *, since: float) -> bool:
+    """A task other than beat's short periodic ones waits in the queue or runs (or waits to retry)."""
+    from django.conf import settings
+
+    periodic = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    tags = client.zrangebyscore("unacked_index", since, "+inf")
+    messages = [*client.lrange("celery", 0, -1), *(client.hmget("unacked", tags) if tags else [])]
+    for raw in messages:
+        if raw is None:
+            continue
+        body = json.loads(raw)
+        message = body[0] if isinstance(body, list) else body
+        if message.get("headers", {}).get("task") not in periodic:
+            return True
+    return False
 
 
 @pytest.fixture(autouse=True)
