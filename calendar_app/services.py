@@ -105,10 +105,11 @@ def slots_attach_meeting(*, slot_ids: Iterable[UUID], session_id: UUID, meeting_
 @dataclass(frozen=True)
 class CalendarEventTarget:
     """What a participant's calendar should show for a session. `present` False: nothing (the session was
-    cancelled or has no meeting); the request is still given, to find an event a crashed call may have made."""
+    cancelled or has no meeting); the request is still given when known, to find an event a crashed create may
+    have made (None only when the session itself is gone)."""
 
     provider: str
-    request: CalendarEventRequest
+    request: CalendarEventRequest | None
     present: bool
 
 
@@ -169,11 +170,11 @@ def _calendar_event_next_step(row: CalendarEvent, wanted: CalendarEventTarget) -
         )
     if status == CalendarEventStatus.ACTIVE:
         return "delete"
-    if status == CalendarEventStatus.CREATING:
+    if status == CalendarEventStatus.CREATING and wanted.request is not None:
         # A create was sent and its answer not recorded (in flight elsewhere, or its worker died): repeat it with
         # the same key to learn the event's id, then the next step deletes it. Nothing is left behind.
         return "create"
-    if status == CalendarEventStatus.PENDING:
+    if status in (CalendarEventStatus.PENDING, CalendarEventStatus.CREATING):
         row.status = CalendarEventStatus.DELETED
         row.save(update_fields=["status", "updated_at"])
     return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -86,6 +86,17 @@ def meeting_result_plan(*, event_id: UUID) -> NotificationPlan | None:
         )[0]
         for recipient, kind in emails
     ]
+    logger.info(
+        "notifications.planned",
+        extra={
+            "eventId": str(event_id),
+            "sessionId": str(session_id),
+            "operation": operation,
+            "status": payload.get("status"),
+            "emails": len(deliveries),
+            "calendars": len(participants) if touch_calendars else 0,
+        },
+    )
     return NotificationPlan(
         session_id=session_id,
         calendar_user_ids=participants if touch_calendars else [],
@@ -98,10 +109,11 @@ def meeting_result_plan(*, event_id: UUID) -> NotificationPlan | None:
 # Calendar events
 
 
-def participant_calendar_sync(*, session_id: UUID, user_id: UUID) -> CalendarEvent:
+def participant_calendar_sync(*, session_id: UUID, user_id: UUID) -> CalendarEvent | None:
     """Bring the participant's calendar event in line with the session now: made with the meeting link while
     the session is live, moved when its time changed, deleted once it is cancelled (or was never scheduled).
-    Raises the calendar provider's errors (transient: worth a retry; permanent: not)."""
+    None for a participant the provider cannot invite (no email, no Feishu open id). Raises the calendar
+    provider's errors (transient: worth a retry; permanent: not)."""
     user = User.objects.select_related("profile").get(id=user_id)
     profile = _profile(user)
 
@@ -110,18 +122,19 @@ def participant_calendar_sync(*, session_id: UUID, user_id: UUID) -> CalendarEve
         present = session is not None and session.status in LIVE_STATUSES and session.meeting is not None
         return CalendarEventTarget(
             provider=profile.calendar_provider,
-            request=_calendar_request(session, user, profile) if session is not None else _NO_REQUEST,
+            request=_calendar_request(session, user, profile) if session is not None else None,
             present=present,
         )
 
-    return calendar_event_sync(session_id=session_id, user_id=user_id, target=target)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NO_REQUEST = CalendarEventRequest(
-    summary="", description="", start_time=_EPOCH, end_time=_EPOCH, meeting_url="", time_zone="UTC",
-    attendee_open_id="", attendee_email="",
-)  # fmt: skip
+    if not (user.email or (profile.calendar_provider == "feishu" and profile.feishu_open_id)):
+        logger.info("notifications.calendar_no_identity", extra={"sessionId": str(session_id), "userId": str(user_id)})
+        return None
+    row = calendar_event_sync(session_id=session_id, user_id=user_id, target=target)
+    logger.info(
+        "notifications.calendar_synced",
+        extra={"sessionId": str(session_id), "userId": str(user_id), "provider": row.provider, "status": row.status},
+    )
+    return row
 
 
 def _calendar_request(session: Session, user: User, profile: Profile) -> CalendarEventRequest:
@@ -174,7 +187,11 @@ def email_delivery_send(*, delivery_id: UUID) -> str:
         delivery.status, delivery.sent_at, delivery.last_error = DeliveryStatus.SENT, timezone.now(), ""
         delivery.attempts += 1
         delivery.save(update_fields=["status", "sent_at", "last_error", "attempts", "updated_at"])
-        return delivery.status
+    logger.info(
+        "notifications.email_sent",
+        extra={"sessionId": str(delivery.session_id), "deliveryId": str(delivery.id), "kind": delivery.kind},
+    )
+    return delivery.status
 
 
 def _email_skip_reason(delivery: EmailDelivery, session: Session | None) -> str:
@@ -312,6 +329,8 @@ def reminders_send_due(*, limit: int = 500) -> int:
             if reminder is None:
                 break
             sent += _reminder_deliver(reminder)
+    if sent:
+        logger.info("notifications.reminders_sent", extra={"sent": sent})
     return sent
 
 

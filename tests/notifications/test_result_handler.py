@@ -321,3 +321,19 @@ def test_a_session_not_yet_scheduled_gets_no_calendar_event(calendars):
     assert row.status == CalendarEventStatus.DELETED and calendars.calls == []
     assert calendar_event_sync  # the service under test is the one the task calls
     assert datetime.now(UTC) < session.scheduled_at
+
+
+def test_a_participant_the_provider_cannot_invite_is_left_out_without_a_failure(calendars, deliver):
+    # given: a Google Calendar student with no email address
+    student = UserFactory(email="")
+    Profile.objects.filter(user=student).update(calendar_provider="google")
+    session = scheduled_session(students=[student], mentor=MentorFactory(email="mentor@example.com"))
+
+    # when
+    deliver(result_event(session))
+
+    # then
+    assert [e.provider for e in calendars.active()] == ["feishu"]
+    assert not CalendarEvent.objects.filter(user=student).exists()
+    assert not FailedNotification.objects.exists()
+    assert [m.to for m in mail.outbox] == [["mentor@example.com"]]
