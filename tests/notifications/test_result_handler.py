@@ -337,3 +337,30 @@ def test_a_participant_the_provider_cannot_invite_is_left_out_without_a_failure(
     assert not CalendarEvent.objects.filter(user=student).exists()
     assert not FailedNotification.objects.exists()
     assert [m.to for m in mail.outbox] == [["mentor@example.com"]]
+
+
+@pytest.mark.parametrize("provider", ["feishu", "google"])
+def test_an_event_made_by_a_worker_that_died_mid_call_is_found_and_deleted_once_the_session_is_cancelled(
+    session, calendars, provider
+):
+    # given: a create reached the provider, but its worker died before recording the answer
+    participant = session.mentor_id if provider == "feishu" else session.student_ids[0]
+
+    def die_after_the_provider_answered():
+        calendars.during_create = None
+        participant_calendar_sync(session_id=session.id, user_id=participant)  # the provider makes the event
+        raise SystemExit  # and the worker is gone before its answer is stored
+
+    calendars.during_create = die_after_the_provider_answered
+    with pytest.raises(SystemExit):
+        participant_calendar_sync(session_id=session.id, user_id=participant)
+    CalendarEvent.objects.filter(user_id=participant).update(status=CalendarEventStatus.CREATING, event_id="")
+    assert len(calendars.active(provider)) == 1
+
+    # when: the session is cancelled and the participant's calendar converges
+    cancel(session)
+    participant_calendar_sync(session_id=session.id, user_id=participant)
+
+    # then
+    assert calendars.active() == [] and len(calendars.events) == 1
+    assert CalendarEvent.objects.get(user_id=participant).status == CalendarEventStatus.DELETED
