@@ -165,7 +165,7 @@ def _profile(user: User) -> Profile:
 def email_delivery_send(*, delivery_id: UUID) -> str:
     """Send the email once: the row is locked while sending, a duplicate task finds it locked (or sent) and does
     nothing. An invitation or reschedule notice for a session that is no longer live is skipped. Returns the
-    row's status; raises the backend's error after counting the attempt."""
+    row's status; raises the backend's error (the caller counts the attempt: `email_delivery_failed`)."""
     with transaction.atomic():
         delivery = (
             EmailDelivery.objects.select_for_update(skip_locked=True, of=("self",))
