@@ -364,3 +364,17 @@ def test_an_event_made_by_a_worker_that_died_mid_call_is_found_and_deleted_once_
     # then
     assert calendars.active() == [] and len(calendars.events) == 1
     assert CalendarEvent.objects.get(user_id=participant).status == CalendarEventStatus.DELETED
+
+
+def test_the_event_registry_lists_the_notification_handler_for_every_result_type():
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("event_registry", "--json", stdout=out)
+    results = [e for e in json.loads(out.getvalue()) if e["type"].endswith(".session.meeting.operation.result")]
+
+    assert len(results) == 5
+    assert all("notifications.meeting_result" in e["handlers"] for e in results)
