@@ -240,6 +240,21 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Notifications (DESIGN.md phase three). Reminders are rows sent by a beat task, never far-off Celery countdowns.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+REMINDER_OFFSETS_MINUTES = env.list("REMINDER_OFFSETS_MINUTES", cast=int, default=[24 * 60, 60])
+REMINDER_SEND_INTERVAL_SECONDS = env.float("REMINDER_SEND_INTERVAL_SECONDS", default=60.0)
+# Every notification task (calendar, email, reminder) retries a failure this many times in all, with exponential
+# backoff and jitter, then parks it as a failed notification in the admin.
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
+NOTIFICATION_RETRY_BACKOFF_SECONDS = env.float("NOTIFICATION_RETRY_BACKOFF_SECONDS", default=10.0)
+NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.float("NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+CELERY_BEAT_SCHEDULE["reminders-send"] = {
+    "task": "notifications.send_due_reminders",
+    "schedule": REMINDER_SEND_INTERVAL_SECONDS,
+    "options": {"expires": REMINDER_SEND_INTERVAL_SECONDS},
+}
+
 # Meeting and calendar providers: credentials and base URLs (point them at the sandbox locally).
 FEISHU_APP_ID = env.str("FEISHU_APP_ID", default="")
 FEISHU_APP_SECRET = env.str("FEISHU_APP_SECRET", default="")
@@ -250,6 +265,15 @@ ZOOM_CLIENT_SECRET = env.str("ZOOM_CLIENT_SECRET", default="")
 ZOOM_API_BASE_URL = env.str("ZOOM_API_BASE_URL", default="https://api.zoom.us/v2")
 ZOOM_OAUTH_URL = env.str("ZOOM_OAUTH_URL", default="https://zoom.us/oauth/token")
 GOOGLE_CALENDAR_BASE_URL = env.str("GOOGLE_CALENDAR_BASE_URL", default="https://www.googleapis.com/calendar/v3")
+# The calendar the app writes events in (participants are invited as attendees). Feishu: empty means the app's
+# own primary calendar. Google: a calendar id the credentials may write ("primary": the service account's own).
+FEISHU_CALENDAR_ID = env.str("FEISHU_CALENDAR_ID", default="")
+GOOGLE_CALENDAR_ID = env.str("GOOGLE_CALENDAR_ID", default="primary")
+# Google credentials: a service account key file (with GOOGLE_CALENDAR_SUBJECT, the Workspace user it acts as
+# under domain-wide delegation), or an access token minted elsewhere (the sandbox takes any).
+GOOGLE_SERVICE_ACCOUNT_FILE = env.str("GOOGLE_SERVICE_ACCOUNT_FILE", default="")
+GOOGLE_CALENDAR_SUBJECT = env.str("GOOGLE_CALENDAR_SUBJECT", default="")
+GOOGLE_CALENDAR_ACCESS_TOKEN = env.str("GOOGLE_CALENDAR_ACCESS_TOKEN", default="")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 # An attempt open longer than this belongs to a worker that died mid-call. A live call lasts at most four
 # requests (token, call, fresh token, call again), each under the timeout.
@@ -260,6 +284,14 @@ ZOOM_DEFAULT_HOST_ID = env.str("ZOOM_DEFAULT_HOST_ID", default="me")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bookings@localhost")
+# Where the file-based backend (django.core.mail.backends.filebased.EmailBackend) writes messages.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from booking_project.admin import ViewOnlyAdmin
-from calendar_app.models import CalendarSlot
+from calendar_app.models import CalendarEvent, CalendarSlot
 
 
 @admin.register(CalendarSlot)
@@ -19,3 +19,11 @@ class CalendarSlotAdmin(ViewOnlyAdmin):
     @admin.display()
     def end(self, slot):
         return slot.end
+
+
+@admin.register(CalendarEvent)
+class CalendarEventAdmin(ViewOnlyAdmin):
+    list_display = ["session_id", "user", "provider", "status", "starts_at", "event_id", "updated_at"]
+    list_filter = ["status", "provider"]
+    search_fields = ["session_id", "event_id", "user__username"]
+    list_select_related = ["user"]

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
@@ -12,7 +13,9 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
 from booking_project.errors import SlotConflict
-from calendar_app.models import SLOT_NO_OVERLAP, CalendarSlot, SlotStatus
+from calendar_app.models import SLOT_NO_OVERLAP, CalendarEvent, CalendarEventStatus, CalendarSlot, SlotStatus
+from calendar_app.providers.base import CalendarEventRequest
+from meetings_app.providers.base import PermanentProviderError
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
@@ -121,3 +124,131 @@ def slots_attach_meeting(*, slot_ids: Iterable[UUID], session_id: UUID, meeting_
         metadata=RawSQL("metadata || %s::jsonb", (json.dumps({"meetingUrl": meeting_url}),)),
         updated_at=Now(),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calendar events: one per (session, participant), converged to what the session says now.
+
+
+@dataclass(frozen=True)
+class CalendarEventTarget:
+    """What a participant's calendar should show for a session. `present` False: nothing (the session was
+    cancelled or has no meeting); the request is still given when known, to find an event a crashed create may
+    have made (None only when the session itself is gone)."""
+
+    provider: str
+    request: CalendarEventRequest | None
+    present: bool
+
+
+CALENDAR_SYNC_MAX_STEPS = 5
+
+
+def calendar_event_sync(*, session_id: UUID, user_id: UUID, target: Callable[[], CalendarEventTarget]) -> CalendarEvent:
+    """Make, move or delete the participant's event until it matches `target()`, which is read under the row's
+    lock each time: of two tasks racing (a create and a cancel), whoever decides last sees the newest state, and
+    the create re-reads after its provider call, so a cancelled session keeps no event. Provider calls run
+    outside any transaction and are idempotent (a create repeats with the row's key). Safe to run twice, at
+    once, or out of order. Raises the provider's TransientProviderError / PermanentProviderError."""
+    for _ in range(CALENDAR_SYNC_MAX_STEPS):
+        with transaction.atomic():
+            row = _calendar_event_locked(session_id=session_id, user_id=user_id)
+            wanted = target()
+            step = _calendar_event_next_step(row, wanted)
+            if step is None:
+                return row
+            if step == "create":
+                if row.status == CalendarEventStatus.DELETED and row.event_id:
+                    # Made and deleted before; a new event needs a new key (the old one names the deleted event).
+                    row.generation += 1
+                    row.event_id = ""
+                row.provider = row.provider if row.status == CalendarEventStatus.CREATING else wanted.provider
+                row.status = CalendarEventStatus.CREATING
+                row.save(update_fields=["provider", "status", "generation", "event_id", "updated_at"])
+            snapshot = (row.provider, row.calendar_id, row.event_id, row.idempotency_key)
+        try:
+            _calendar_event_apply(row=row, step=step, snapshot=snapshot, request=wanted.request)
+        except Exception:
+            # A step that failed because another task got there first (the event deleted under a create that
+            # was adding its attendee) is no failure: if nothing is left to do, the participant's calendar is right.
+            with transaction.atomic():
+                row = _calendar_event_locked(session_id=session_id, user_id=user_id)
+                if _calendar_event_next_step(row, target()) is None:
+                    return row
+            raise
+    return row
+
+
+def _calendar_event_locked(*, session_id: UUID, user_id: UUID) -> CalendarEvent:
+    CalendarEvent.objects.get_or_create(session_id=session_id, user_id=user_id)  # ON CONFLICT-safe: unique pair
+    return CalendarEvent.objects.select_for_update().get(session_id=session_id, user_id=user_id)
+
+
+def _calendar_event_next_step(row: CalendarEvent, wanted: CalendarEventTarget) -> str | None:
+    status = row.status
+    if wanted.present:
+        if status in (CalendarEventStatus.PENDING, CalendarEventStatus.CREATING, CalendarEventStatus.DELETED):
+            return "create"
+        request = wanted.request
+        current = (row.starts_at, row.ends_at, row.meeting_url, row.summary)
+        return (
+            None
+            if current == (request.start_time, request.end_time, request.meeting_url, request.summary)
+            else "update"
+        )
+    if status == CalendarEventStatus.ACTIVE:
+        return "delete"
+    if status == CalendarEventStatus.CREATING and wanted.request is not None:
+        # A create was sent and its answer not recorded (in flight elsewhere, or its worker died): repeat it with
+        # the same key to learn the event's id, then the next step deletes it. Nothing is left behind.
+        return "create"
+    if status in (CalendarEventStatus.PENDING, CalendarEventStatus.CREATING):
+        row.status = CalendarEventStatus.DELETED
+        row.save(update_fields=["status", "updated_at"])
+    return None
+
+
+def _calendar_event_apply(*, row: CalendarEvent, step: str, snapshot: tuple, request: CalendarEventRequest) -> None:
+    from calendar_app.providers import calendar_provider_client
+
+    provider, calendar_id, event_id, key = snapshot
+    try:
+        client = calendar_provider_client(provider)
+        if step == "create":
+            made = client.create(request, idempotency_key=key)
+        elif step == "update":
+            client.update(calendar_id, event_id, request)
+        else:
+            client.delete(calendar_id, event_id)
+    except Exception as error:
+        with transaction.atomic():
+            row = CalendarEvent.objects.select_for_update().get(id=row.id)
+            row.last_error = str(error)[:2000]
+            fields = ["last_error", "updated_at"]
+            if step == "create" and isinstance(error, PermanentProviderError | ValueError):
+                # Refused outright: nothing was made.
+                if row.status == CalendarEventStatus.CREATING and not row.event_id:
+                    row.status = CalendarEventStatus.PENDING
+                    fields.append("status")
+            row.save(update_fields=fields)
+        raise
+    with transaction.atomic():
+        row = CalendarEvent.objects.select_for_update().get(id=row.id)
+        if step == "create":
+            # Only the create this row is waiting for is recorded; a late answer of a create that another task
+            # already recorded (and maybe deleted since) changes nothing.
+            if row.status != CalendarEventStatus.CREATING or row.idempotency_key != key:
+                return
+            row.calendar_id, row.event_id, row.status = made.calendar_id, made.event_id, CalendarEventStatus.ACTIVE
+        elif step == "update":
+            if row.status != CalendarEventStatus.ACTIVE or row.event_id != event_id:
+                return
+        else:
+            if row.event_id != event_id:
+                return
+            row.status = CalendarEventStatus.DELETED
+        if step != "delete":
+            row.starts_at, row.ends_at = request.start_time, request.end_time
+            row.meeting_url, row.summary = request.meeting_url, request.summary
+        row.last_error = ""
+        row.save()

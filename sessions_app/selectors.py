@@ -7,7 +7,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from accounts_app.models import Role, User
 from booking_project.errors import NotFound
-from sessions_app.models import Session, SessionStudent
+from sessions_app.models import OutboxEvent, Session, SessionStudent
 
 
 def sessions_visible_to(*, viewer: User) -> QuerySet[Session]:
@@ -48,3 +48,13 @@ def session_list_for_viewer(
     if starts_before:
         sessions = sessions.filter(scheduled_at__lt=starts_before)
     return sessions.order_by("-created_at", "-id")
+
+
+def outbox_event_get(*, event_id: UUID) -> OutboxEvent | None:
+    """The recorded integration event, or None when this database does not have it (tests, restores)."""
+    return OutboxEvent.objects.filter(id=event_id).first()
+
+
+def session_get_current(*, session_id: UUID) -> Session | None:
+    """The session as it stands now, with its meeting and students: what notifications converge to."""
+    return Session.objects.select_related("meeting").prefetch_related("session_students").filter(id=session_id).first()

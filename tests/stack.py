@@ -6,6 +6,8 @@ The tests book through the API in this process (its events go to that Redis) and
 and HTTP bodies change as the worker provisions. Nothing runs eagerly; nothing is mocked.
 """
 
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -37,6 +39,10 @@ STACK_SETTINGS = {
     "SAGA_SWEEP_INTERVAL_SECONDS": "1",
     "OUTBOX_RELAY_INTERVAL_SECONDS": "0.5",
     "OUTBOX_RELAY_GRACE_SECONDS": "0.5",
+    "NOTIFICATION_MAX_ATTEMPTS": "3",
+    "NOTIFICATION_RETRY_BACKOFF_SECONDS": "0.1",
+    "NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS": "0.4",
+    "REMINDER_SEND_INTERVAL_SECONDS": "1",
 }
 
 
@@ -77,6 +83,10 @@ class Sandbox:
     def requests_received(self) -> dict:
         return requests.get(f"{self.url}/_sandbox/requests", timeout=5).json()
 
+    def calendar_events(self, *, status: str | None = None) -> list[dict]:
+        events = requests.get(f"{self.url}/_sandbox/calendar-events", timeout=5).json()["events"]
+        return [e for e in events if status is None or e["status"] == status]
+
 
 class Stack:
     def __init__(self, workdir: Path, database_name: str):
@@ -85,6 +95,8 @@ class Stack:
         self.sandbox_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.sandbox = Sandbox(f"http://127.0.0.1:{self.sandbox_port}")
+        # The worker's emails land here, one file per connection (Django's file-based backend).
+        self.mail_dir = workdir / "mail"
         self.env = {
             **os.environ,
             **STACK_SETTINGS,
@@ -100,6 +112,9 @@ class Stack:
             "ZOOM_CLIENT_ID": "sandbox-client",
             "ZOOM_CLIENT_SECRET": "sandbox-secret",
             "GOOGLE_CALENDAR_BASE_URL": f"{self.sandbox.url}/calendar/v3",
+            "GOOGLE_CALENDAR_ACCESS_TOKEN": "ya29.sandbox-token",
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(self.mail_dir),
             "PYTHONUNBUFFERED": "1",
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -130,6 +145,7 @@ class Stack:
         wait_for(lambda: _answers(self.sandbox_port), timeout=20, what="the sandbox to listen")
 
     def start_worker(self) -> None:
+        self.worker_started_at = time.time()
         self._start(
             "worker",
             [sys.executable, "-m", "celery", "-A", "booking_project", "worker", "--pool", "threads",
@@ -165,6 +181,16 @@ class Stack:
     def stop_all(self) -> None:
         for name in ["beat", "worker", "sandbox", "redis"]:
             self.stop(name)
+
+    def emails(self) -> list[email.message.EmailMessage]:
+        """Every email the worker has sent so far, parsed."""
+        separator = b"\n" + b"-" * 79 + b"\n"
+        messages = []
+        for path in sorted(self.mail_dir.glob("*.log")) if self.mail_dir.exists() else []:
+            for chunk in path.read_bytes().split(separator):
+                if chunk.strip():
+                    messages.append(email.message_from_bytes(chunk, policy=email.policy.default))
+        return messages
 
     def log(self, name: str) -> bytes:
         path = self.workdir / f"{name}.log"
@@ -224,6 +250,51 @@ def sandbox(stack, settings) -> Sandbox:
         setattr(settings, key, stack.env[key])
     yield stack.sandbox
     stack.sandbox.reset()
+
+
+@pytest.fixture(autouse=True)
+def _worker_idle_after_test(request):
+    """Before the test database is flushed, let the worker finish what the test set going (notifications run
+    after the saga the test waited for): a TRUNCATE racing a task's transaction can deadlock. Idle means no
+    message queued and none delivered to the running worker but unacknowledged (tasks are acknowledged late,
+    and retries waiting for their countdown count too). A killed worker's messages stay unacknowledged until the
+    visibility timeout: only those delivered since the worker started count."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    stack = request.getfixturevalue("stack")
+    if "redis" not in stack.processes or "worker" not in stack.processes:
+        return
+    import redis
+
+    client = redis.Redis.from_url(stack.redis_url, socket_connect_timeout=1, socket_timeout=1)
+    deadline = time.monotonic() + 15
+    idle_in_a_row = 0
+    try:
+        while time.monotonic() < deadline and idle_in_a_row < 2:
+            idle_in_a_row = 0 if _worker_busy(client, since=stack.worker_started_at) else idle_in_a_row + 1
+            time.sleep(0.1)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
+def _worker_busy(client, *, since: float) -> bool:
+    """A task other than beat's short periodic ones waits in the queue or runs (or waits to retry)."""
+    from django.conf import settings
+
+    periodic = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    tags = client.zrangebyscore("unacked_index", since, "+inf")
+    messages = [*client.lrange("celery", 0, -1), *(client.hmget("unacked", tags) if tags else [])]
+    for raw in messages:
+        if raw is None:
+            continue
+        body = json.loads(raw)
+        message = body[0] if isinstance(body, list) else body
+        if message.get("headers", {}).get("task") not in periodic:
+            return True
+    return False
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,12 @@ from meetings_app.models import Meeting
 from sessions_app.models import ManualIntervention, MeetingOperation, Session
 from tests.conftest import BOOK_URL, booking_body
 from tests.factories import UserFactory, future
+from tests.notification_factories import (
+    CalendarEventFactory,
+    EmailDeliveryFactory,
+    FailedNotificationFactory,
+    ReminderFactory,
+)
 
 REGISTERED = sorted(admin.site._registry, key=lambda model: model._meta.label)
 MODEL_IDS = [model._meta.label for model in REGISTERED]
@@ -43,6 +49,11 @@ def booked(counselor_api, student, mentor) -> dict:
     )
     Group.objects.create(name="operators")
     MeetingOperation.objects.create(session_id=response.json()["sessionId"], kind="cancel")
+    # Notifications come from the worker; one row of each so their pages have something to show.
+    CalendarEventFactory(session_id=response.json()["sessionId"])
+    ReminderFactory(session_id=response.json()["sessionId"])
+    EmailDeliveryFactory(session_id=response.json()["sessionId"])
+    FailedNotificationFactory(session_id=response.json()["sessionId"])
     return response.json()
 
 

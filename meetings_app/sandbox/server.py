@@ -219,7 +219,13 @@ class SandboxState:
         self._clear()
 
     def _clear(self) -> None:
-        self.config: dict[str, Any] = {**self.startup_config, "failNext": dict.fromkeys(OPERATIONS, 0)}
+        # failProvider (null, "feishu", "zoom" or "google"): injected failures hit that provider's calls only,
+        # so one provider can be down while the others answer.
+        self.config: dict[str, Any] = {
+            **self.startup_config,
+            "failNext": dict.fromkeys(OPERATIONS, 0),
+            "failProvider": None,
+        }
         self.meetings: dict[tuple[str, str], Meeting] = {}  # insertion order is creation order
         self.events: dict[tuple[str, str, str], CalendarEvent] = {}
         self.feishu_event_keys: dict[tuple[str, str], str] = {}  # (calendar_id, idempotency_key) -> event_id
@@ -237,7 +243,9 @@ class SandboxState:
         with self.lock:
             return self.config["latencyMs"] / 1000
 
-    def should_fail(self, operation: str) -> bool:
+    def should_fail(self, operation: str, provider: str | None = None) -> bool:
+        if self.config["failProvider"] not in (None, provider):
+            return False
         pending = self.config["failNext"]
         if pending.get(operation, 0) > 0:
             pending[operation] -= 1
@@ -982,7 +990,7 @@ def perform(state: SandboxState, route: Route, request: ProviderRequest, params:
         if route.operation != "token":
             if refusal := AUTHORIZERS[route.provider](state, request):
                 return refusal
-            if state.should_fail(route.operation):
+            if state.should_fail(route.operation, route.provider):
                 return injected_failure(route.provider, route.operation, state.config["failStatus"])
         return route.action(state, request, *params)
 
@@ -996,7 +1004,7 @@ def _is_number(value: Any) -> bool:
 
 
 def configure(state: SandboxState, body: dict) -> Reply:
-    unknown = set(body) - {"latencyMs", "failRate", "failStatus", "failNext", "expireTokens"}
+    unknown = set(body) - {"latencyMs", "failRate", "failStatus", "failNext", "failProvider", "expireTokens"}
     if unknown:
         return control_error(400, "VALIDATION_ERROR", f"Unknown settings: {', '.join(sorted(unknown))}.")
     if "latencyMs" in body and not (_is_number(body["latencyMs"]) and body["latencyMs"] >= 0):
@@ -1013,10 +1021,12 @@ def configure(state: SandboxState, body: dict) -> Reply:
         return control_error(
             400, "VALIDATION_ERROR", f"failNext maps operations ({', '.join(OPERATIONS)}) to whole numbers >= 0."
         )
+    if body.get("failProvider") not in (None, *AUTHORIZERS):
+        return control_error(400, "VALIDATION_ERROR", f"failProvider is null or one of {', '.join(AUTHORIZERS)}.")
     if not isinstance(body.get("expireTokens", False), bool):
         return control_error(400, "VALIDATION_ERROR", "expireTokens must be true or false.")
     with state.lock:
-        for name in ("latencyMs", "failRate", "failStatus"):
+        for name in ("latencyMs", "failRate", "failStatus", "failProvider"):
             if name in body:
                 state.config[name] = body[name]
         state.config["failNext"].update(fail_next)

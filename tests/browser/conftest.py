@@ -19,6 +19,7 @@ from tests.stack import wait_for
 stack = shared_stack.stack
 sandbox = shared_stack.sandbox
 _dump_stack_logs_on_failure = shared_stack._dump_stack_logs_on_failure
+_worker_idle_after_test = shared_stack._worker_idle_after_test
 pytest_runtest_makereport = shared_stack.pytest_runtest_makereport
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")

@@ -9,6 +9,7 @@ from tests.stack import Sandbox, Stack, wait_for  # noqa: F401 - imported from h
 stack = shared_stack.stack
 sandbox = shared_stack.sandbox
 _dump_stack_logs_on_failure = shared_stack._dump_stack_logs_on_failure
+_worker_idle_after_test = shared_stack._worker_idle_after_test
 pytest_runtest_makereport = shared_stack.pytest_runtest_makereport
 
 

@@ -450,6 +450,19 @@ def test_fail_rate_one_fails_every_provider_call_but_not_tokens_or_control(sandb
     assert requests.get(f"{sandbox.url}/_sandbox/calendar-events", timeout=5).json()["events"] == []
 
 
+def test_fail_provider_limits_injected_failures_to_that_providers_calls(sandbox):
+    configure(sandbox, failRate=1.0, failProvider="google")
+    events_url = f"{sandbox.url}/calendar/v3/calendars/primary/events"
+
+    google = requests.post(events_url, json=google_event(), headers=google_headers(), timeout=5)
+    feishu = apply_reserve(sandbox, feishu_headers(sandbox))
+
+    assert google.status_code == 500 and google.json()["error"]["errors"][0]["reason"] == "backendError"
+    assert feishu.status_code == 200
+    assert [meeting["provider"] for meeting in sandbox_meetings(sandbox)] == ["feishu"]
+    assert requests.post(f"{sandbox.url}/_sandbox/config", json={"failProvider": "teams"}, timeout=5).status_code == 400
+
+
 def test_expire_tokens_invalidates_every_issued_token_until_the_client_refreshes(sandbox):
     feishu, zoom = feishu_headers(sandbox), zoom_headers(sandbox)
     configure(sandbox, expireTokens=True)
@@ -476,6 +489,7 @@ def test_reset_forgets_everything_and_restores_the_start_up_config():
             "failRate": 0.0,
             "failStatus": 500,
             "failNext": {"create": 0, "update": 0, "cancel": 0, "calendar": 0, "read": 0},
+            "failProvider": None,
         }
         assert requests.get(f"{sandbox.url}/_sandbox/config", timeout=5).json() == expected
         assert sandbox_meetings(sandbox) == []

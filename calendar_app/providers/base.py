@@ -1,0 +1,50 @@
+"""The one interface every calendar provider client offers. Errors are the meeting providers' two kinds
+(`meetings_app.providers.base`): transient (retry) and permanent (retrying cannot help)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class CalendarEventRequest:
+    """The event a participant should see in their calendar, and who they are at that provider."""
+
+    summary: str
+    description: str
+    start_time: datetime  # aware
+    end_time: datetime  # aware
+    meeting_url: str
+    time_zone: str  # IANA name: how the provider shows the times to the participant
+    # Feishu: the participant's open_id (empty: invited by email). Google: always by email.
+    attendee_open_id: str
+    attendee_email: str
+
+
+@dataclass(frozen=True)
+class ProvidedCalendarEvent:
+    calendar_id: str
+    event_id: str
+
+
+class CalendarProviderClient(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def create(self, event: CalendarEventRequest, *, idempotency_key: str) -> ProvidedCalendarEvent:
+        """Make the event and invite the participant. The same `idempotency_key` makes no second event: the
+        provider answers with the one made the first time."""
+
+    @abstractmethod
+    def update(self, calendar_id: str, event_id: str, event: CalendarEventRequest) -> None:
+        """Move the event to `event`'s times (and link, summary)."""
+
+    @abstractmethod
+    def delete(self, calendar_id: str, event_id: str) -> None:
+        """Delete the event. An event the provider no longer has counts as deleted: no error."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass

@@ -1,0 +1,166 @@
+"""Notifications end to end: the real worker handles the saga's result event, writes calendar events to the
+sandbox's Feishu Calendar and Google Calendar, schedules reminders and sends emails (file-based backend); and
+the reminder sender, run by two threads at once against PostgreSQL, sends each due reminder once."""
+
+import threading
+import uuid
+from datetime import UTC, timedelta
+
+import icalendar
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from accounts_app.models import Profile
+from notifications_app.models import FailedNotification, Reminder, ReminderStatus
+from notifications_app.services import reminders_send_due, reminders_sync
+from sessions_app.models import SessionStatus
+from tests.conftest import funded_student
+from tests.factories import CounselorFactory, MentorFactory, UserFactory, future
+from tests.integration.conftest import wait_for
+from tests.integration.test_provisioning_saga import book, session_settled
+from tests.notification_factories import scheduled_session
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def people(stack):
+    """A mentor on Feishu Calendar and a student on Google Calendar, both with an email address."""
+    counselor = CounselorFactory()
+    student = funded_student(counselor)
+    mentor = MentorFactory()
+    tag = uuid.uuid4().hex[:8]
+    student.email, mentor.email = f"student-{tag}@example.com", f"mentor-{tag}@example.com"
+    student.save(update_fields=["email"])
+    mentor.save(update_fields=["email"])
+    Profile.objects.filter(user=student).update(calendar_provider="google")
+    return {"counselor": counselor, "student": student, "mentor": mentor}
+
+
+def events_of(sandbox, topic: str, *, status: str = "confirmed") -> list[dict]:
+    return [e for e in sandbox.calendar_events(status=status) if e["summary"] == topic]
+
+
+def emails_to(stack, address: str, subject: str) -> list:
+    return [m for m in stack.emails() if m["To"] == address and m["Subject"] == subject]
+
+
+def test_a_scheduled_session_reaches_every_calendar_reminder_and_inbox(people, sandbox, stack):
+    # when
+    booked = book(people)
+    session = session_settled(booked["sessionId"])
+    assert session.status == SessionStatus.SCHEDULED
+    url, topic = session.meeting.join_url, session.topic
+
+    # then: one calendar event per participant, each in the participant's provider, with the link
+    def both_invited():
+        events = events_of(sandbox, topic)
+        return len(events) == 2 and all(e["attendees"] for e in events) and events
+
+    events = wait_for(both_invited, what="2 events with their attendee")
+    by_provider = {e["provider"]: e for e in events}
+    assert set(by_provider) == {"feishu", "google"}
+    assert by_provider["feishu"]["attendees"] == [people["mentor"].profile.feishu_open_id]
+    assert by_provider["google"]["attendees"] == [people["student"].email]
+    start = session.scheduled_at.astimezone(UTC)
+    for event in events:
+        assert event["meetingUrl"] == url
+        assert event["start"] == start.isoformat().replace("+00:00", "Z")
+    # reminders 24 h and 1 h before the start, for each participant
+    reminders = wait_for(
+        lambda: (rows := list(Reminder.objects.filter(session_id=session.id))) and len(rows) == 4 and rows,
+        what="4 reminders",
+    )
+    assert sorted((r.recipient_id, r.due_at) for r in reminders) == sorted(
+        (user.id, session.scheduled_at - timedelta(minutes=offset))
+        for user in (people["mentor"], people["student"])
+        for offset in (24 * 60, 60)
+    )
+    assert {r.status for r in reminders} == {ReminderStatus.PENDING}
+    # one email per participant, with the link and a valid invitation
+    for person in (people["mentor"], people["student"]):
+        (message,) = wait_for(
+            lambda p=person: emails_to(stack, p.email, f"Session booked: {topic}"), what=f"email to {person}"
+        )
+        assert url in message.get_body(("plain",)).get_content()
+        assert url in message.get_body(("html",)).get_content()
+        (attachment,) = [part for part in message.iter_attachments() if part.get_content_type() == "text/calendar"]
+        calendar = icalendar.Calendar.from_ical(attachment.get_content())
+        assert calendar["METHOD"] == "REQUEST"
+        (event,) = calendar.walk("VEVENT")
+        assert str(event["UID"]).startswith(f"session-{session.id}@")
+        assert event.decoded("DTSTART") == start and event.decoded("DTEND") == start + timedelta(minutes=60)
+        assert str(event["URL"]) == url and str(event["SUMMARY"]) == topic
+    assert len([m for m in stack.emails() if topic in m["Subject"]]) == 2
+
+
+def test_a_calendar_provider_down_for_good_is_parked_and_nothing_else_suffers(people, sandbox, stack):
+    # given: Google Calendar fails every call; Feishu (meetings and calendar) answers
+    sandbox.configure(failRate=1.0, failProvider="google")
+
+    # when
+    session = session_settled(book(people)["sessionId"])
+
+    # then: the student's calendar gave up and is parked, the mentor's event and both emails went out
+    failed = wait_for(
+        lambda: FailedNotification.objects.filter(session_id=session.id, channel="calendar").first(),
+        what="a parked calendar notification",
+    )
+    assert failed.recipient_id == people["student"].id and failed.attempts == 3
+    assert "HTTP 500" in failed.error
+    wait_for(lambda: len(events_of(sandbox, session.topic)) == 1, what="the mentor's event")
+    assert events_of(sandbox, session.topic)[0]["provider"] == "feishu"
+    wait_for(lambda: len([m for m in stack.emails() if session.topic in m["Subject"]]) == 2, what="both emails")
+    assert Reminder.objects.filter(session_id=session.id).count() == 4
+    session.refresh_from_db()
+    assert session.status == SessionStatus.SCHEDULED
+    assert session.meeting.status == "active"
+
+
+@pytest.mark.race
+def test_two_reminder_senders_at_once_send_each_due_reminder_exactly_once(settings, stack):
+    # given: 24 reminders due now (12 sessions, two participants each)
+    settings.REMINDER_OFFSETS_MINUTES = [60]
+    tag = uuid.uuid4().hex[:8]
+    sessions = [
+        scheduled_session(
+            start=future(hours=3),
+            topic=f"Race {tag} {n}",
+            mentor=MentorFactory(email=f"m{n}-{tag}@example.com"),
+            students=[UserFactory(email=f"s{n}-{tag}@example.com")],
+        )
+        for n in range(12)
+    ]
+    for session in sessions:
+        reminders_sync(session_id=session.id)
+    ids = [s.id for s in sessions]
+    assert Reminder.objects.filter(session_id__in=ids).update(due_at=timezone.now()) == 24
+    start = threading.Barrier(2)
+    counts: list[int] = []
+
+    def sender():
+        try:
+            start.wait(timeout=10)
+            counts.append(reminders_send_due())
+        finally:
+            connection.close()
+
+    # when: two senders in this process (and the worker's beat sender, which may join in)
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then: every reminder sent, each exactly once, whoever sent it
+    wait_for(
+        lambda: not Reminder.objects.filter(session_id__in=ids).exclude(status=ReminderStatus.SENT).exists(),
+        what="every reminder sent",
+    )
+    ours = [m.to[0] for m in mail.outbox if m.subject.startswith(f"Reminder: Race {tag}")]
+    workers = [m["To"] for m in stack.emails() if m["Subject"].startswith(f"Reminder: Race {tag}")]
+    recipients = sorted(ours + workers)
+    assert len(recipients) == 24 and len(set(recipients)) == 24
+    assert sum(counts) == len(ours)
