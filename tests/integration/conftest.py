@@ -1,5 +1,7 @@
 """The integration tests' stack (tests/stack.py): package-scoped, so it stops before other packages run."""
 
+import uuid
+
 import pytest
 
 from tests import stack as shared_stack
@@ -15,9 +17,18 @@ pytest_runtest_makereport = shared_stack.pytest_runtest_makereport
 
 @pytest.fixture
 def people(stack):
-    """A counselor with a funded student, and a mentor: who the integration tests book for."""
+    """Who the integration tests book for: a counselor with a funded student on Google Calendar, and a mentor
+    on Feishu Calendar, both with an email address (so every notification channel is exercised)."""
+    from accounts_app.models import Profile
     from tests.conftest import funded_student
     from tests.factories import CounselorFactory, MentorFactory
 
     counselor = CounselorFactory()
-    return {"counselor": counselor, "student": funded_student(counselor), "mentor": MentorFactory()}
+    student = funded_student(counselor)
+    mentor = MentorFactory()
+    tag = uuid.uuid4().hex[:8]
+    student.email, mentor.email = f"student-{tag}@example.com", f"mentor-{tag}@example.com"
+    student.save(update_fields=["email"])
+    mentor.save(update_fields=["email"])
+    Profile.objects.filter(user=student).update(calendar_provider="google")
+    return {"counselor": counselor, "student": student, "mentor": mentor}

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
+from notifications_app.models import DeliveryStatus, EmailDelivery, Reminder, ReminderStatus
 from sessions_app.models import MeetingOperation, MeetingOperationState, Session, SessionStatus
 from tests.conftest import api_client_for, assert_error, detail_url, table_counts
 from tests.factories import future
@@ -21,6 +22,24 @@ def act(people, session_id: str, action: str, body: dict | None = None):
     return api_client_for(people["counselor"]).post(f"{detail_url(session_id)}/{action}", body, format="json")
 
 
+def notified(sandbox, session: Session) -> list[dict]:
+    """Once the participants heard of the scheduled session: both calendar events, all four reminders and
+    both invitations."""
+
+    def done():
+        events = [e for e in sandbox.calendar_events(status="confirmed") if e["summary"] == session.topic]
+        reminders = Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING).count()
+        emails = EmailDelivery.objects.filter(session_id=session.id, status=DeliveryStatus.SENT).count()
+        calendars = len(events) == 2 and all(e["attendees"] for e in events)
+        return events if calendars and reminders == 4 and emails == 2 else None
+
+    return wait_for(done, what=f"the participants of {session.id} to be notified")
+
+
+def emails_titled(stack, subject: str) -> list:
+    return [m for m in stack.emails() if m["Subject"] == subject]
+
+
 def operation_finished(session_id: str) -> MeetingOperation:
     def finished():
         operation = MeetingOperation.objects.filter(session_id=session_id).order_by("-created_at").first()
@@ -29,9 +48,10 @@ def operation_finished(session_id: str) -> MeetingOperation:
     return wait_for(finished, what=f"the meeting operation of {session_id} to finish")
 
 
-def test_cancel_of_a_scheduled_session_cancels_everything(people, sandbox):
+def test_cancel_of_a_scheduled_session_cancels_everything(people, sandbox, stack):
     booked = book(people, provider="zoom")
     session = session_settled(booked["sessionId"])
+    notified(sandbox, session)
 
     response = act(people, booked["sessionId"], "cancel")
 
@@ -47,6 +67,19 @@ def test_cancel_of_a_scheduled_session_cancels_everything(people, sandbox):
         ("create", "success"),
         ("cancel", "success"),
     ]
+    # The participants' side: calendar events deleted, pending reminders cancelled, a "cancelled" email each.
+    wait_for(
+        lambda: not [e for e in sandbox.calendar_events(status="confirmed") if e["summary"] == session.topic],
+        what="both calendar events deleted",
+    )
+    assert {e["status"] for e in sandbox.calendar_events() if e["summary"] == session.topic} == {"cancelled"}
+    wait_for(
+        lambda: set(Reminder.objects.filter(session_id=session.id).values_list("status", flat=True))
+        == {ReminderStatus.CANCELLED},
+        what="every reminder cancelled",
+    )
+    cancelled = wait_for(lambda: len(m := emails_titled(stack, f"Session cancelled: {session.topic}")) == 2 and m)
+    assert {m["To"] for m in cancelled} == {people["mentor"].email, people["student"].email}
 
 
 def test_cancel_while_the_meeting_is_being_made_leaves_no_meeting(people, sandbox, stack):
@@ -73,7 +106,9 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
     first = book(people, provider="zoom", hours=50)
     other = book(people, provider="zoom", hours=60)
     session = session_settled(first["sessionId"])
-    session_settled(other["sessionId"])
+    notified(sandbox, session)
+    notified(sandbox, session_settled(other["sessionId"]))
+    reminders_before = sorted(Reminder.objects.filter(session_id=session.id).values_list("due_at", flat=True))
     before = table_counts()
 
     taken = {"scheduledStartTime": (future(hours=60) + timedelta(minutes=30)).isoformat(), "duration": 60}
@@ -95,6 +130,24 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
     assert meeting["duration"] == 45
     assert meeting["startTime"].startswith(new_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"))
     assert ("update", "success") in [(r["operation"], r["status"]) for r in result_events(first["sessionId"])]
+    # The participants' side: both calendar events moved, the reminders re-timed.
+    moved_to = new_start.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    def calendars_moved():
+        events = [e for e in sandbox.calendar_events(status="confirmed") if e["summary"] == session.topic]
+        return len(events) == 2 and all(e["start"] == moved_to for e in events)
+
+    wait_for(calendars_moved, what="both calendar events moved")
+    offset = new_start - session.scheduled_at
+    wait_for(
+        lambda: sorted(
+            Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING).values_list(
+                "due_at", flat=True
+            )
+        )
+        == [due + offset for due in reminders_before],
+        what="the reminders re-timed",
+    )
 
 
 def test_complete_consumes_the_hold_and_every_action_after_it_is_invalid_state(people, sandbox):

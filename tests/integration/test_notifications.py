@@ -12,31 +12,15 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from accounts_app.models import Profile
 from notifications_app.models import FailedNotification, Reminder, ReminderStatus
 from notifications_app.services import reminders_send_due, reminders_sync
 from sessions_app.models import SessionStatus
-from tests.conftest import funded_student
-from tests.factories import CounselorFactory, MentorFactory, UserFactory, future
+from tests.factories import MentorFactory, UserFactory, future
 from tests.integration.conftest import wait_for
 from tests.integration.test_provisioning_saga import book, session_settled
 from tests.notification_factories import scheduled_session
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def people(stack):
-    """A mentor on Feishu Calendar and a student on Google Calendar, both with an email address."""
-    counselor = CounselorFactory()
-    student = funded_student(counselor)
-    mentor = MentorFactory()
-    tag = uuid.uuid4().hex[:8]
-    student.email, mentor.email = f"student-{tag}@example.com", f"mentor-{tag}@example.com"
-    student.save(update_fields=["email"])
-    mentor.save(update_fields=["email"])
-    Profile.objects.filter(user=student).update(calendar_provider="google")
-    return {"counselor": counselor, "student": student, "mentor": mentor}
 
 
 def events_of(sandbox, topic: str, *, status: str = "confirmed") -> list[dict]:
