@@ -201,7 +201,18 @@ def _email_skip_reason(delivery: EmailDelivery, session: Session | None) -> str:
         return "the recipient has no email address"
     if delivery.kind in EMAILS_FOR_LIVE_SESSIONS and session.status not in LIVE_STATUSES:
         return f"the session is {session.status} now"
+    if delivery.kind == EmailKind.CANCELLED and not _invitation_sent(delivery):
+        return "the recipient was never invited (the session was cancelled before its meeting existed)"
     return ""
+
+
+def _invitation_sent(delivery: EmailDelivery) -> bool:
+    """Whether the recipient was invited to the session. The invitation's row is locked first: one being sent
+    right now is waited for, and one not sent yet is skipped by its sender, which sees the session cancelled."""
+    invitations = EmailDelivery.objects.select_for_update().filter(
+        session_id=delivery.session_id, recipient_id=delivery.recipient_id, kind=EmailKind.INVITATION
+    )
+    return any(status == DeliveryStatus.SENT for status in invitations.values_list("status", flat=True))
 
 
 def email_delivery_failed(*, delivery_id: UUID, error: str, given_up: bool) -> None:
