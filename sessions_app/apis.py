@@ -5,7 +5,13 @@ from uuid import UUID
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -225,13 +231,26 @@ class SessionDetailApi(APIView):
         return Response(session_representation(session))
 
 
+def _action_schema(operation_id: str, description: str, request=None):
+    """The OpenAPI entry of a session action: its body (if any), the session's shape, the action's errors."""
+    return extend_schema(
+        operation_id=operation_id,
+        description=description,
+        request=request,
+        parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH), RETRY_AFTER_HEADER],
+        responses={
+            200: SessionOutputSerializer,
+            **error_responses(*((400,) if request else ()), 401, 403, 404, 409, 413, 429),
+        },
+    )
+
+
 class SessionActionApi(APIView):
     """`POST /api/counselor/sessions/{id}/<action>`: the viewer's session, one service call, the session's
-    shape back. Subclasses name the operation and run the service."""
+    shape back. Subclasses run the service in `act`."""
 
     permission_classes = [IsCounselorOrStaff]
     throttle_classes = [ActionThrottle]
-    operation_id = ""
 
     def act(self, request: Request, session: Session) -> None:
         raise NotImplementedError
@@ -241,70 +260,57 @@ class SessionActionApi(APIView):
         self.act(request, session)
         return Response(session_representation(session_get_for_viewer(viewer=request.user, session_id=session.id)))
 
-    @staticmethod
-    def action_schema(operation_id: str, description: str, request=None):
-        return extend_schema(
-            operation_id=operation_id,
-            description=description,
-            request=request,
-            parameters=[OpenApiParameter("session_id", OpenApiTypes.UUID, OpenApiParameter.PATH), RETRY_AFTER_HEADER],
-            responses={
-                200: SessionOutputSerializer,
-                **error_responses(*((400,) if request else ()), 401, 403, 404, 409, 413, 429),
-            },
-        )
 
-
-class SessionRetryApi(SessionActionApi):
-    @SessionActionApi.action_schema(
+@extend_schema_view(
+    post=_action_schema(
         "session_retry",
         "MEETING_FAILED → PENDING_MEETING: a new hold and new slots (409 if no longer free), provisioned again.",
     )
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
-
+)
+class SessionRetryApi(SessionActionApi):
     def act(self, request: Request, session: Session) -> None:
         session_retry(session_id=session.id, actor=request.user)
 
 
-class SessionCancelApi(SessionActionApi):
-    @SessionActionApi.action_schema(
+@extend_schema_view(
+    post=_action_schema(
         "session_cancel",
         "PENDING_MEETING, SCHEDULED or MEETING_FAILED → CANCELLED: the hold released and the slots freed at "
         "once; the meeting, calendar events and reminders cancelled in the background.",
     )
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
-
+)
+class SessionCancelApi(SessionActionApi):
     def act(self, request: Request, session: Session) -> None:
         session_cancel(session_id=session.id, actor=request.user)
 
 
-class SessionCompleteApi(SessionActionApi):
-    @SessionActionApi.action_schema(
-        "session_complete", "SCHEDULED or IN_PROGRESS → COMPLETED, once the session has started: the hold is spent."
+@extend_schema_view(
+    post=_action_schema(
+        "session_complete",
+        "SCHEDULED or IN_PROGRESS → COMPLETED, once the session has started: the hold is spent.",
     )
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
-
+)
+class SessionCompleteApi(SessionActionApi):
     def act(self, request: Request, session: Session) -> None:
         session_complete(session_id=session.id, actor=request.user)
 
 
-class SessionRescheduleApi(SessionActionApi):
-    @extend_schema_serializer(component_name="SessionReschedule")
-    class InputSerializer(StrictSerializer):
-        scheduledStartTime = AwareDateTimeField()
-        duration = WholeNumberField(min_value=15, max_value=240)
+@extend_schema_serializer(component_name="SessionReschedule")
+class _RescheduleInputSerializer(StrictSerializer):
+    scheduledStartTime = AwareDateTimeField()
+    duration = WholeNumberField(min_value=15, max_value=240)
 
-    @SessionActionApi.action_schema(
+
+@extend_schema_view(
+    post=_action_schema(
         "session_reschedule",
         "Move a SCHEDULED session: its slots are moved at once (409 SLOT_CONFLICT changes nothing); the meeting, "
         "calendar events and reminders follow in the background.",
-        request=InputSerializer,
+        request=_RescheduleInputSerializer,
     )
-    def post(self, request: Request, session_id: str) -> Response:
-        return super().post(request, session_id)
+)
+class SessionRescheduleApi(SessionActionApi):
+    InputSerializer = _RescheduleInputSerializer
 
     def act(self, request: Request, session: Session) -> None:
         body = self.InputSerializer(data=request.data)

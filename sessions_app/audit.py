@@ -29,3 +29,10 @@ def audit_state(session: Session) -> dict[str, Any]:
         "duration": session.duration_minutes,
         "slotIds": [str(s) for s in session.slot_ids],
     }
+
+
+def audit_change(*, session: Session, before: dict[str, Any], action: str, actor: User | None, via: str) -> AuditEntry:
+    """Record an action that took the session from `before` (its `audit_state` then) to how it is now."""
+    return audit_record(
+        session_id=session.id, action=action, actor=actor, via=via, before=before, after=audit_state(session)
+    )

@@ -20,7 +20,7 @@ from calendar_app.services import slots_book, slots_cancel, slots_move
 from holds_app.services import holds_consume, holds_release, holds_take
 from meetings_app.models import MeetingProvider
 from meetings_app.providers.feishu import RESERVE_MAX_DAYS_AHEAD as FEISHU_RESERVE_MAX_DAYS_AHEAD
-from sessions_app.audit import audit_record, audit_state
+from sessions_app.audit import audit_change, audit_record, audit_state
 from sessions_app.idempotency import (
     IdempotentRequest,
     idempotency_claim,
@@ -258,14 +258,7 @@ def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session
         session.student_ids = student_ids
         event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
         saga_restart(session_id=session.id, event_id=event.id)
-        audit_record(
-            session_id=session.id,
-            action=AuditAction.RETRIED,
-            actor=actor,
-            via=via,
-            before=before,
-            after=audit_state(session),
-        )
+        audit_change(session=session, before=before, action=AuditAction.RETRIED, actor=actor, via=via)
     logger.info("session.retried", extra={"sessionId": str(session.id), "eventId": str(event.id)})
     return session
 
@@ -301,14 +294,7 @@ def session_cancel(*, session_id: UUID, actor: User, via: str = "api") -> Sessio
         holds_release(session_id=session.id)
         slots_cancel(slot_ids=session.slot_ids)
         operation = meeting_operation_start(session=session, kind=MeetingOperationKind.CANCEL)
-        audit_record(
-            session_id=session.id,
-            action=AuditAction.CANCELLED,
-            actor=actor,
-            via=via,
-            before=before,
-            after=audit_state(session),
-        )
+        audit_change(session=session, before=before, action=AuditAction.CANCELLED, actor=actor, via=via)
     logger.info("session.cancelled", extra={"sessionId": str(session.id), "operationId": str(operation.id)})
     return session
 
@@ -351,14 +337,7 @@ def session_reschedule(
             kind=MeetingOperationKind.UPDATE,
             previous={"scheduledStartTime": before["scheduledAt"], "duration": before["duration"]},
         )
-        audit_record(
-            session_id=session.id,
-            action=AuditAction.RESCHEDULED,
-            actor=actor,
-            via=via,
-            before=before,
-            after=audit_state(session),
-        )
+        audit_change(session=session, before=before, action=AuditAction.RESCHEDULED, actor=actor, via=via)
     logger.info(
         "session.rescheduled",
         extra={"sessionId": str(session.id), "operationId": str(operation.id), "scheduledAt": start.isoformat()},
@@ -383,14 +362,7 @@ def session_complete(*, session_id: UUID, actor: User, via: str = "api", now: da
         before = audit_state(session)
         session = session_transition(session_id=session.id, to=SessionStatus.COMPLETED, expected=session.status)
         holds_consume(session_id=session.id)
-        audit_record(
-            session_id=session.id,
-            action=AuditAction.COMPLETED,
-            actor=actor,
-            via=via,
-            before=before,
-            after=audit_state(session),
-        )
+        audit_change(session=session, before=before, action=AuditAction.COMPLETED, actor=actor, via=via)
     logger.info("session.completed", extra={"sessionId": str(session.id)})
     return session
 
