@@ -246,6 +246,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bookings@localhost")
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Prometheus scrapes over the internal network in plain HTTP: a redirect would lose every scrape.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -276,6 +278,11 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# /metrics (booking_project/metrics.py): the age beyond which a PENDING_MEETING session counts as late (the
+# alert of DESIGN.md: provisioning over 10 s), and an optional bearer token for the scraper.
+METRICS_PENDING_THRESHOLD_SECONDS = env.float("METRICS_PENDING_THRESHOLD_SECONDS", default=10.0)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Password of the demo people made by `seed_demo` (local demo only; never set in production).
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-pass-2026")

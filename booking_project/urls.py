@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking_project.errors import api_not_found
+from booking_project.metrics import metrics_view
 from sessions_app.apis import SessionBookApi, SessionDetailApi, SessionListApi, SessionRetryApi
 
 api_patterns = [
@@ -18,6 +19,8 @@ api_patterns = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Prometheus scrapes it (booking_project/metrics.py); METRICS_TOKEN guards it where it must be.
+    path("metrics", metrics_view, name="metrics"),
     *api_patterns,
 ]
 

@@ -13,6 +13,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from booking_project.metrics import provider_call_observed
 from meetings_app.models import Meeting, MeetingStatus
 from meetings_app.providers import meeting_provider_client
 from meetings_app.providers.base import (
@@ -92,6 +93,12 @@ class MeetingManager:
             outcome = type(error).__name__
             raise
         finally:
+            provider_call_observed(
+                provider=provider,
+                operation=operation,
+                error=None if outcome == "ok" else outcome,
+                seconds=time.perf_counter() - started,
+            )
             logger.info(
                 "provider.call",
                 extra={

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts_app.models import User
 from accounts_app.selectors import meeting_host_id_for
 from booking_project.errors import InvalidState
+from booking_project.metrics import saga_result_observed
 from calendar_app.services import slots_attach_meeting, slots_cancel
 from holds_app.services import holds_release
 from meetings_app.models import Meeting, MeetingStatus
@@ -346,6 +347,7 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
                 ),
             )
         return _compensate(session_id=session_id, event_id=event_id)
+    saga_result_observed(saga=saga, session=session, status="success")
     logger.info(
         "session.scheduled",
         extra={
@@ -418,6 +420,7 @@ def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reas
         _move(saga, SagaState.FAILED, finished_at=timezone.now())
         if manual_reason:
             _manual_intervention_flag(saga, manual_reason)
+    saga_result_observed(saga=saga, session=session, status="failed")
     logger.warning(
         "saga.failed",
         extra={
