@@ -90,8 +90,24 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://root@127.0.0.1:5432/booking"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A pool of connections per process (psycopg_pool, through Django's OPTIONS["pool"]): the Celery worker runs
+# WORKER_CONCURRENCY threads, each mostly waiting seconds on a provider, and gives its connection back during
+# the wait (meetings_app.services.MeetingManager), so a few connections serve them all; gunicorn's threads
+# take one per request. PostgreSQL allows 100 connections in all: web processes x DB_POOL_MAX_SIZE, plus the
+# worker's and beat's, must stay under it. DB_POOL_MAX_SIZE=0 turns the pool off (one persistent connection
+# per thread, kept DB_CONN_MAX_AGE seconds).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=16)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # connections go back to the pool, not away
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        # How long a thread waits for a free connection before its request or task fails.
+        "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_booking")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
