@@ -14,6 +14,7 @@ the Celery queue's depth.
 import hmac
 import logging
 import os
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -85,6 +86,22 @@ def provider_call_observed(*, provider: str, operation: str, error: str | None, 
         PROVIDER_CALL_ERRORS.labels(provider=provider, operation=operation, error=error).inc()
 
 
+class BookingLatencyMiddleware:
+    """Times POST /api/counselor/sessions/book from the first middleware on: body limit, authentication,
+    throttling, parsing, the booking and error answers all count, as the counselor waits for them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "session-book":
+            booking_observed(status=response.status_code, seconds=time.perf_counter() - started)
+        return response
+
+
 class ScrapeTimeCollector:
     """Sessions waiting for their meeting and the broker queue's depth, read when Prometheus scrapes."""
 
@@ -114,23 +131,19 @@ class ScrapeTimeCollector:
 # kombu's Redis transport keeps a queue's messages of priority p > 0 in a list named queue + SEP + p.
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
-_redis_client = None
 
 
 def _queue_depths() -> dict[str, int] | None:
-    global _redis_client
+    """LLEN of the default Celery queue (all its priority lists) on the broker the app publishes to."""
     from booking_project.celery import app
 
     queue = app.conf.task_default_queue
     try:
-        if _redis_client is None:
-            import redis
-
-            _redis_client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
-        pipe = _redis_client.pipeline(transaction=False)
-        for step in _PRIORITY_STEPS:
-            pipe.llen(queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}")
-        return {queue: sum(pipe.execute())}
+        with app.connection_for_read() as connection:
+            pipe = connection.default_channel.client.pipeline(transaction=False)
+            for step in _PRIORITY_STEPS:
+                pipe.llen(queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}")
+            return {queue: sum(pipe.execute())}
     except Exception as error:  # noqa: BLE001 - a scrape must answer even with the broker down
         logger.warning("metrics.queue_depth_unavailable", extra={"error": repr(error)})
         return None

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the booking latency histogram counts every other middleware too.
+    "booking_project.metrics.BookingLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Refuses an oversized API body (413) before authentication, parsing or any read of it.
     "booking_project.api.RequestBodyLimitMiddleware",

@@ -1,6 +1,5 @@
 """HTTP in, service call, HTTP out. No business rule lives here."""
 
-import time
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +23,6 @@ from booking_project.api import (
     error_responses,
 )
 from booking_project.errors import ApplicationError, NotFound
-from booking_project.metrics import booking_observed
 from booking_project.throttles import ActionThrottle, BookThrottle
 from meetings_app.models import MeetingProvider
 from sessions_app.idempotency import IdempotentRequest, request_fingerprint
@@ -123,13 +121,6 @@ class SessionBookApi(APIView):
         parameters=[IDEMPOTENCY_KEY_HEADER, RETRY_AFTER_HEADER],
         responses={201: SessionOutputSerializer, **error_responses(400, 401, 403, 404, 409, 413, 422, 429)},
     )
-    def dispatch(self, request, *args, **kwargs):
-        # Timed around DRF's dispatch: authentication, throttling, parsing and error answers count too.
-        started = time.perf_counter()
-        response = super().dispatch(request, *args, **kwargs)
-        booking_observed(status=response.status_code, seconds=time.perf_counter() - started)
-        return response
-
     def post(self, request: Request) -> Response:
         idempotency = self._idempotent_request(request)
         body = self.InputSerializer(data=request.data)
