@@ -98,7 +98,7 @@ DATABASES = {
 # take one per request. PostgreSQL allows 100 connections in all: web processes x DB_POOL_MAX_SIZE, plus the
 # worker's and beat's, must stay under it. DB_POOL_MAX_SIZE=0 turns the pool off (one persistent connection
 # per thread, kept DB_CONN_MAX_AGE seconds).
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=16)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=32)
 if DB_POOL_MAX_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # connections go back to the pool, not away
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
