@@ -153,7 +153,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
 
         if "floor" not in args.skip:
             statements = _capture_booking_sql(seed, capture_pair, first, SLOT_MINUTES)
-            connections.close_all()
+            _disconnect(connections)  # CREATE DATABASE ... TEMPLATE needs the template to itself
             report["floor"] = _floor(args, server, db_name, seed, capture_pair, statements, first)
             report["floorStatements"] = len(statements)
         connection.close()
@@ -185,7 +185,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         stack.stop()
         from django.db import connections
 
-        connections.close_all()
+        _disconnect(connections)
         if not args.keep:
             with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
@@ -200,6 +200,13 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
     if not args.keep:
         subprocess.run(["rm", "-rf", str(log_dir)], check=False)
     return 0
+
+
+def _disconnect(connections) -> None:
+    for connection in connections.all():
+        connection.close()
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()
 
 
 def say(message: str) -> None:

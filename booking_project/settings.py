@@ -110,6 +110,10 @@ if DB_POOL_MAX_SIZE > 0:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if env.bool("DB_SERVER_SIDE_BINDING", default=False):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=5)}
+    )
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_booking")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
