@@ -5,7 +5,9 @@ this machine, the limit every API figure is compared with.
 The SQL is not written by hand: one real booking (`session_book`) is made and its statements, BEGIN to
 COMMIT, are captured; the ids of its people become pgbench variables picked per transaction (pair n % P, as
 the API phases do), the ids it generated become fresh ones, and its start time the n-th quarter-hour.
-One extra statement per transaction, before BEGIN, picks those values (`\\gset`).
+One extra statement per transaction, before BEGIN, picks those values (`\\gset`). The statements reach
+PostgreSQL the way the application sends them: literal SQL (`-M simple`) or, with server-side binding and
+prepared statements (`DB_SERVER_SIDE_BINDING`), parameters of prepared statements (`-M prepared`).
 """
 
 import re
@@ -32,7 +34,14 @@ def _dashed(hex32: str) -> str:
 
 
 def floor_script(
-    *, statements: list[str], known: dict[str, str], start: datetime, minutes: int, pairs: int, first: datetime
+    *,
+    statements: list[str],
+    known: dict[str, str],
+    start: datetime,
+    minutes: int,
+    pairs: int,
+    first: datetime,
+    prepared: bool = False,
 ) -> FloorScript:
     """`statements`: the captured SQL from BEGIN to COMMIT; `known`: variable name -> id (hex) of the people
     and entitlement the captured booking used; `start`: its start time."""
@@ -53,21 +62,35 @@ def floor_script(
     }
     body = []
     for sql in statements:
+        sql, json_literals = _parameter_friendly(sql)
         sql = DASHED.sub(lambda m: var_for(m.group(0).replace("-", "")), sql)
         sql = HEX.sub(lambda m: var_for(m.group(0)), sql)
         for literal, var in times.items():
             sql = sql.replace(literal, var)
+        if prepared:
+            # A variable standing alone in a literal becomes a parameter (pgbench -M prepared sends $n for it).
+            sql = re.sub(r"':(\w+)'::", r":\1::", sql)
+        for i, literal in enumerate(json_literals):
+            sql = sql.replace(f"'@json{i}@'", literal)
         body.append(" ".join(sql.split()) + ";")
+    literals = (m.group(0) for sql in body for m in re.finditer(r"'(?:[^']|'')*'", sql))
+    inside_literals = [literal for literal in literals if re.search(r":[a-z_]+", literal)]
+    if prepared and inside_literals:
+        raise ValueError(f"variables left inside literals: {inside_literals[:3]}")
     fmt_sql = "'YYYY-MM-DD HH24:MI:SS\"+00:00\"'"
     fmt_iso = '\'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\''
+    end_at = f"(t.at + interval '{minutes} minutes')"
     picks = [
         *(f"p.{name}" for name in known),
-        f"to_char(t.at AT TIME ZONE 'UTC', {fmt_sql}) AS start_sql",
+        # Prepared: the timestamptz itself, a parameter; simple: text with no colon for pgbench to misread.
+        "t.at AS start_sql" if prepared else f"to_char(t.at AT TIME ZONE 'UTC', {fmt_sql}) AS start_sql",
+        f"{end_at} AS end_sql" if prepared else f"to_char({end_at} AT TIME ZONE 'UTC', {fmt_sql}) AS end_sql",
         f"to_char(t.at AT TIME ZONE 'UTC', {fmt_iso}) AS start_iso",
-        f"to_char((t.at + interval '{minutes} minutes') AT TIME ZONE 'UTC', {fmt_sql}) AS end_sql",
-        f"to_char((t.at + interval '{minutes} minutes') AT TIME ZONE 'UTC', {fmt_iso}) AS end_iso",
+        f"to_char({end_at} AT TIME ZONE 'UTC', {fmt_iso}) AS end_iso",
         *(f"md5(s.n || '-{name}')::uuid AS {name}" for name in fresh.values()),
     ]
+    used = set(re.findall(r":(\w+)", "\n".join(body)))
+    picks = [pick for pick in picks if pick.rsplit(" ", 1)[-1].removeprefix("p.") in used]
     pick = (
         f"SELECT {', '.join(picks)} FROM (SELECT nextval('bench_floor_seq') AS n) s "
         f"JOIN bench_floor_people p ON p.k = s.n % {pairs} "
@@ -75,6 +98,30 @@ def floor_script(
         f"+ (s.n / {pairs}) * interval '{minutes} minutes' AS at) t \\gset"
     )
     return FloorScript(text="\n".join([pick, *body]) + "\n", statements=len(statements))
+
+
+def _parameter_friendly(sql: str) -> tuple[str, list[str]]:
+    """Rewrite the literals pgbench cannot turn into parameters: a JSON document is set aside whole (its
+    content costs the same whatever ids it names), a range and an array of ids become constructors whose
+    elements are single literals."""
+    json_literals: list[str] = []
+
+    def set_aside(match: re.Match) -> str:
+        json_literals.append(match.group(0))
+        return f"'@json{len(json_literals) - 1}@'"
+
+    sql = re.sub(r"'\{[^']*\}'::jsonb", set_aside, sql)
+    sql = re.sub(
+        r"'\[\"([^\"]+)\",\"([^\"]+)\"\)'::tstzrange(::tstzrange)?",
+        r"tstzrange('\1'::timestamptz, '\2'::timestamptz, '[)')",
+        sql,
+    )
+    sql = re.sub(
+        r"'\{([0-9a-f,-]+)\}'::uuid\[\](::uuid\[\])?",
+        lambda m: "ARRAY[" + ", ".join(f"'{v}'::uuid" for v in m.group(1).split(",")) + "]::uuid[]",
+        sql,
+    )
+    return sql, json_literals
 
 
 def floor_prepare(*, dsn: str, rows: list[dict[str, str]]) -> None:
@@ -101,12 +148,14 @@ class FloorResult:
     p99_ms: float
 
 
-def floor_run(*, script: FloorScript, db: str, host: str, port: int, user: str, concurrency: int, seconds: float):
+def floor_run(
+    *, script: FloorScript, db: str, host: str, port: int, user: str, concurrency: int, seconds: float, mode: str
+):
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
         path = Path(tmp) / "booking.sql"
         path.write_text(script.text)
         command = [
-            "pgbench", "-n", "-M", "simple", "-h", host, "-p", str(port), "-U", user,
+            "pgbench", "-n", "-M", mode, "-h", host, "-p", str(port), "-U", user,
             "-c", str(concurrency), "-j", str(min(concurrency, 2)), "-T", str(max(1, round(seconds))),
             "-f", str(path), "--log", "--log-prefix", str(Path(tmp) / "tx"), db,
         ]  # fmt: skip

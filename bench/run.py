@@ -155,6 +155,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
             statements = _capture_booking_sql(seed, capture_pair, first, SLOT_MINUTES)
             _disconnect(connections)  # CREATE DATABASE ... TEMPLATE needs the template to itself
             report["floor"] = _floor(args, server, db_name, seed, capture_pair, statements, first)
+            report["floorPgbenchMode"] = report["floor"].pop("pgbenchMode")
             report["floorStatements"] = len(statements)
         connection.close()
 
@@ -272,7 +273,15 @@ def _floor(args, server, db_name, seed, capture_pair, captured, first) -> dict:
     ]  # fmt: skip
     floor_prepare(dsn=f"{server}/{floor_db}", rows=rows)
     # The floor books far beyond the API's calendar: its own copy of the database, but the same rules.
-    script = floor_script(statements=statements, known=known, start=start, minutes=15, pairs=args.pairs, first=first)
+    # The floor speaks to PostgreSQL as the application does: prepared statements when it uses them.
+    from django.db import connection
+
+    options = connection.settings_dict.get("OPTIONS", {})
+    prepared = bool(options.get("server_side_binding") and options.get("prepare_threshold") is not None)
+    mode = "prepared" if prepared else "simple"
+    script = floor_script(
+        statements=statements, known=known, start=start, minutes=15, pairs=args.pairs, first=first, prepared=prepared
+    )
     conn = psycopg.conninfo.conninfo_to_dict(f"{server}/{floor_db}")
     results = {}
     for concurrency in args.concurrency:
@@ -285,6 +294,7 @@ def _floor(args, server, db_name, seed, capture_pair, captured, first) -> dict:
             user=conn.get("user", "root"),
             concurrency=concurrency,
             seconds=args.floor_seconds,
+            mode=mode,
         )
         results[str(concurrency)] = {
             "tps": round(result.tps, 1),
@@ -293,6 +303,7 @@ def _floor(args, server, db_name, seed, capture_pair, captured, first) -> dict:
             "p50Ms": round(result.p50_ms, 2),
             "p99Ms": round(result.p99_ms, 2),
         }
+    results["pgbenchMode"] = mode
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     (ROOT / "var" / "bench" / "floor.sql").write_text(script.text)
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
@@ -302,10 +313,17 @@ def _floor(args, server, db_name, seed, capture_pair, captured, first) -> dict:
 
 def _api(args, stack, seed, plan, concurrency) -> dict:
     from load import closed_loop
+    from stack import database_cpu_seconds
 
+    web, db = stack.cpu_seconds("web"), database_cpu_seconds(stack.env["DATABASE_URL"].rsplit("/", 1)[1])
+    started = time.perf_counter()
     result = closed_loop(
         url=stack.web_url, token=seed.token, next_body=plan.body, concurrency=concurrency, seconds=args.api_seconds
     )
+    wall = time.perf_counter() - started
+    web = stack.cpu_seconds("web") - web
+    db = database_cpu_seconds(stack.env["DATABASE_URL"].rsplit("/", 1)[1]) - db
+    answered = result.count * wall / result.wall_seconds  # the warm-up's requests used CPU too
     lat = result.latencies_ms
     return {
         "requests": result.count,
@@ -316,6 +334,9 @@ def _api(args, stack, seed, plan, concurrency) -> dict:
         "errors": result.failed,
         "statuses": {str(k): v for k, v in result.statuses.items()},
         "errorSamples": result.errors[:5],
+        "webCpuMsPerBooking": round(web / answered * 1000, 2),
+        "webCoresUsed": round(web / wall, 2),
+        "dbCpuMsPerBooking": round(db / answered * 1000, 2),
         "load": load_average(),
     }
 
@@ -354,6 +375,7 @@ def _provisioning(args, stack, seed, plan, *, fail_rate: float) -> dict:
 
     sampler = threading.Thread(target=sample_queue, daemon=True)
     sampler.start()
+    worker_cpu = stack.cpu_seconds("worker")
     result = open_loop(
         url=stack.web_url, token=seed.token, next_body=plan.body, rate=args.rate, seconds=args.provision_seconds
     )
@@ -367,6 +389,7 @@ def _provisioning(args, stack, seed, plan, *, fail_rate: float) -> dict:
         time.sleep(0.5)
     sampling.set()
     sampler.join()
+    worker_cpu = stack.cpu_seconds("worker") - worker_cpu
     finished = {
         str(s): (state, f.timestamp() if f else None)
         for s, state, f in MeetingSaga.objects.filter(session_id__in=booked).values_list(
@@ -390,6 +413,7 @@ def _provisioning(args, stack, seed, plan, *, fail_rate: float) -> dict:
         "overheadP99Ms": _r(pct(overhead, 99)),
         "allResultsP99Ms": _r(pct(waits_ms, 99)),
         "maxQueueDepth": depth["max"],
+        "workerCpuMsPerSaga": round(worker_cpu / max(1, len(booked)) * 1000, 2),
     }
     out.update(_end_state(stack, booked))
     stack.sandbox_configure(latencyMs=0, failRate=0)
@@ -480,6 +504,8 @@ def _table(report: dict) -> str:
         ratio = f"{a['throughput'] / floor[c]['tps']:.2f}" if c in floor else "-"
         lines.append(f"{'booking API c=' + c:<26}{a['throughput']:>13.1f}{ratio:>9}{_f(a['p50Ms'])}{_f(a['p95Ms'])}"
                      f"{_f(a['p99Ms'])}  {a['errors']}")  # fmt: skip
+        lines.append(f"    CPU per booking: web {a['webCpuMsPerBooking']} ms ({a['webCoresUsed']} cores busy), "
+                     f"PostgreSQL {a['dbCpuMsPerBooking']} ms")  # fmt: skip
     for phase in ("provisioning", "fault"):
         p = report.get(phase)
         if not p:
@@ -491,7 +517,7 @@ def _table(report: dict) -> str:
         lines.append(
             f"    {p['booked']} booked, ended {p['endStatuses']}, max queue depth {p['maxQueueDepth']}, "
             f"left pending {p['leftPending']}, leaked holds {p['leakedHolds']}, slots {p['leakedSlots']}, "
-            f"sandbox meetings {p['leakedSandboxMeetings']}"
+            f"sandbox meetings {p['leakedSandboxMeetings']}, worker CPU per saga {p['workerCpuMsPerSaga']} ms"
         )
     lines.append("")
     lines.append("targets:")

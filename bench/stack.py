@@ -115,8 +115,34 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
 
+    def cpu_seconds(self, name: str) -> float:
+        """CPU time (user + system) used so far by the live processes of one started line (its process group)."""
+        process = self.processes.get(name)
+        return _cpu_seconds(lambda pgrp, cmdline: process is not None and pgrp == process.pid)
+
     def sandbox_configure(self, **config: Any) -> None:
         requests.post(f"{self.sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
     def sandbox_meetings(self) -> list[dict]:
         return requests.get(f"{self.sandbox_url}/_sandbox/meetings", timeout=10).json()["meetings"]
+
+
+def database_cpu_seconds(database: str) -> float:
+    """CPU time used so far by the PostgreSQL backends connected to `database` (their title names it)."""
+    marker = f" {database} ".encode()
+    return _cpu_seconds(lambda pgrp, cmdline: cmdline.startswith(b"postgres: ") and marker in cmdline)
+
+
+def _cpu_seconds(select: Callable[[int, bytes], bool]) -> float:
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if select(int(fields[2]), cmdline):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

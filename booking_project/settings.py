@@ -110,7 +110,10 @@ if DB_POOL_MAX_SIZE > 0:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if env.bool("DB_SERVER_SIDE_BINDING", default=False):
+# Parameters sent apart from the SQL, and statements prepared once per connection after a few runs: psycopg
+# skips quoting every value in Python and PostgreSQL skips parsing and planning (docs/performance.md: -35%
+# of PostgreSQL's CPU per booking, -8% of the web's). Turn it off behind a transaction-mode PgBouncer.
+if env.bool("DB_SERVER_SIDE_BINDING", default=True):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"server_side_binding": True, "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=5)}
     )
