@@ -93,7 +93,7 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://root@127.0.0.1:5432/booking"),
 }
 # A pool of connections per process (psycopg_pool, through Django's OPTIONS["pool"]): the Celery worker runs
-# WORKER_CONCURRENCY threads, each mostly waiting seconds on a provider, and gives its connection back during
+# WORKER_CONCURRENCY (200) threads, each mostly waiting seconds on a provider, and gives its connection back during
 # the wait (meetings_app.services.MeetingManager), so a few connections serve them all; gunicorn's threads
 # take one per request. PostgreSQL allows 100 connections in all: web processes x DB_POOL_MAX_SIZE, plus the
 # worker's and beat's, must stay under it. DB_POOL_MAX_SIZE=0 turns the pool off (one persistent connection
