@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the booking latency histogram counts every other middleware too.
+    "booking_project.metrics.BookingLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Refuses an oversized API body (413) before authentication, parsing or any read of it.
     "booking_project.api.RequestBodyLimitMiddleware",
@@ -93,8 +95,31 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://root@127.0.0.1:5432/booking"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A pool of connections per process (psycopg_pool, through Django's OPTIONS["pool"]): the Celery worker runs
+# WORKER_CONCURRENCY (200) threads, each mostly waiting seconds on a provider, and gives its connection back during
+# the wait (meetings_app.services.MeetingManager), so a few connections serve them all; gunicorn's threads
+# take one per request. PostgreSQL allows 100 connections in all: web processes x DB_POOL_MAX_SIZE, plus the
+# worker's and beat's, must stay under it. DB_POOL_MAX_SIZE=0 turns the pool off (one persistent connection
+# per thread, kept DB_CONN_MAX_AGE seconds).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=32)
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # connections go back to the pool, not away
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        # How long a thread waits for a free connection before its request or task fails.
+        "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10.0),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Parameters sent apart from the SQL, and statements prepared once per connection after a few runs: psycopg
+# skips quoting every value in Python and PostgreSQL skips parsing and planning (docs/performance.md: -35%
+# of PostgreSQL's CPU per booking, -8% of the web's). Turn it off behind a transaction-mode PgBouncer.
+if env.bool("DB_SERVER_SIDE_BINDING", default=True):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": env.int("DB_PREPARE_THRESHOLD", default=5)}
+    )
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_booking")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -295,6 +320,8 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Prometheus scrapes over the internal network in plain HTTP: a redirect would lose every scrape.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -325,6 +352,11 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# /metrics (booking_project/metrics.py): the age beyond which a PENDING_MEETING session counts as late (the
+# alert of DESIGN.md: provisioning over 10 s), and an optional bearer token for the scraper.
+METRICS_PENDING_THRESHOLD_SECONDS = env.float("METRICS_PENDING_THRESHOLD_SECONDS", default=10.0)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Password of the demo people made by `seed_demo` (local demo only; never set in production).
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-pass-2026")

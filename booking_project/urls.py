@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking_project.errors import api_not_found
+from booking_project.metrics import metrics_view
 from sessions_app.apis import (
     SessionBookApi,
     SessionCancelApi,
@@ -31,6 +32,8 @@ api_patterns = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Prometheus scrapes it (booking_project/metrics.py); METRICS_TOKEN guards it where it must be.
+    path("metrics", metrics_view, name="metrics"),
     *api_patterns,
     # The counselor web UI: pages under /app/, login under /accounts/.
     path("", include("sessions_app.page_urls")),

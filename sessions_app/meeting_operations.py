@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from booking_project.errors import InvalidState
 from booking_project.events import SESSION_CANCELLED, SESSION_RESCHEDULED
+from booking_project.metrics import meeting_operation_observed
 from meetings_app.models import Meeting, MeetingStatus
 from meetings_app.providers.base import MeetingRequest, PermanentProviderError, ProviderError, TransientProviderError
 from meetings_app.services import MeetingManager
@@ -246,6 +247,7 @@ def _finish(
             session=session, meeting=meeting, status=status, operation=operation.kind, failure_reason=reason
         ),
     )
+    meeting_operation_observed(session_type=session.session_type, operation=operation.kind, status=status)
     log = logger.info if status == "success" else logger.error
     log(f"meeting_operation.{to}", extra=_log(operation, attempts=operation.attempts, reason=reason or None))
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts_app.models import User
 from accounts_app.selectors import meeting_host_id_for
 from booking_project.errors import InvalidState
+from booking_project.metrics import saga_result_observed
 from calendar_app.services import slots_attach_meeting, slots_cancel
 from holds_app.services import holds_release
 from meetings_app.models import Meeting, MeetingStatus
@@ -360,6 +361,7 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
     if moved_on:
         logger.info("saga.meeting_not_needed", extra={**log, "reason": saga.compensation_reason})
         return _compensate(session_id=session_id, event_id=event_id)
+    saga_result_observed(saga=saga, session=session, status="success")
     logger.info(
         "session.scheduled",
         extra={
@@ -414,6 +416,8 @@ def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reas
         if saga.state != SagaState.COMPENSATING:
             return
         session = Session.objects.select_for_update().get(id=session_id)
+        # A session cancelled while its meeting was being made did not fail: its saga was abandoned.
+        outcome = "failed" if session.status == SessionStatus.PENDING_MEETING else "abandoned"
         if session.status == SessionStatus.PENDING_MEETING:
             session = session_transition(
                 session_id=session_id,
@@ -432,6 +436,7 @@ def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reas
         _move(saga, SagaState.FAILED, finished_at=timezone.now())
         if manual_reason:
             _manual_intervention_flag(saga, manual_reason)
+    saga_result_observed(saga=saga, session=session, status=outcome)
     logger.warning(
         "saga.failed",
         extra={

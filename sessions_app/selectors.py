@@ -1,13 +1,14 @@
 """Every read of sessions used by the API and the admin."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from accounts_app.models import Role, User
 from booking_project.errors import NotFound
-from sessions_app.models import OutboxEvent, Session, SessionStudent
+from sessions_app.models import OutboxEvent, Session, SessionStatus, SessionStudent
 
 
 def sessions_visible_to(*, viewer: User) -> QuerySet[Session]:
@@ -58,3 +59,11 @@ def outbox_event_get(*, event_id: UUID) -> OutboxEvent | None:
 def session_get_current(*, session_id: UUID) -> Session | None:
     """The session as it stands now, with its meeting and students: what notifications converge to."""
     return Session.objects.select_related("meeting").prefetch_related("session_students").filter(id=session_id).first()
+
+
+def sessions_pending_meeting_count(*, older_than: timedelta) -> tuple[int, int]:
+    """How many sessions wait for their meeting, and how many of them were booked more than `older_than` ago."""
+    counts = Session.objects.filter(status=SessionStatus.PENDING_MEETING).aggregate(
+        total=Count("id"), late=Count("id", filter=Q(created_at__lt=timezone.now() - older_than))
+    )
+    return counts["total"], counts["late"]

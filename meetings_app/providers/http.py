@@ -75,14 +75,14 @@ class ProviderHttp:
     access tokens it has recently held, so a provider that echoes a secret back cannot leak it into logs.
     """
 
-    def __init__(self, *, provider: str, timeout_seconds: float, secrets: Iterable[str] = (), pool_size: int = 32):
+    def __init__(self, *, provider: str, timeout_seconds: float, secrets: Iterable[str] = (), pool_size: int = 256):
         self.provider = provider
         self._timeout = (timeout_seconds, timeout_seconds)
         self._secrets = tuple(secret for secret in secrets if secret)
         # A token is a secret too; the last few are kept so one refused a moment ago is still blanked.
         self._tokens: deque[str] = deque(maxlen=4)
         self.session = requests.Session()
-        # Workers run many provider calls at once on threads or greenlets; the default pool of 10 would drop
+        # The worker runs many provider calls at once on threads (the Procfile: 200); the default pool of 10 would drop
         # connections under that load. No adapter-level retries: the caller decides what is worth retrying.
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)

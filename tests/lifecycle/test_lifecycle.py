@@ -31,6 +31,7 @@ from sessions_app.saga import saga_advance, saga_meeting_cancel_retry
 from tests.conftest import BOOK_URL, assert_error, booking_body, detail_url, table_counts
 from tests.factories import future
 from tests.saga.conftest import FEISHU, RESERVE_APPLY, ZOOM_API, feishu_reserve
+from tests.test_metrics import scrape, value
 
 pytestmark = pytest.mark.usefixtures("providers")
 
@@ -106,6 +107,10 @@ def test_cancel_of_a_scheduled_session_gives_back_at_once_and_then_cancels_the_m
     }
     [cancelled] = events_of(session, "session.cancelled")
     assert delete.call_count == 0, "the provider is not called inside the request"
+    counted = value(
+        scrape(), "booking_meeting_operation_outcomes_total", session_type="regular_mentoring", operation="cancel",
+        status="success",
+    )  # fmt: skip
 
     assert meeting_operation_advance(operation_id=cancelled["operationId"]).retry_in is None
     meeting_operation_advance(operation_id=cancelled["operationId"])  # a second delivery changes nothing
@@ -113,6 +118,8 @@ def test_cancel_of_a_scheduled_session_gives_back_at_once_and_then_cancels_the_m
     assert delete.call_count == 1
     assert Meeting.objects.get(id=session.meeting_id).status == MeetingStatus.CANCELLED
     assert operation_of(session).state == MeetingOperationState.SUCCEEDED
+    outcome = {"session_type": "regular_mentoring", "operation": "cancel", "status": "success"}
+    assert value(scrape(), "booking_meeting_operation_outcomes_total", **outcome) == counted + 1
     [result] = results(session, "cancel")
     assert result["status"] == "success" and result["meetingId"] == str(session.meeting_id)
     [entry] = AuditEntry.objects.filter(session_id=session.id, action="cancelled")
