@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-
 from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
 from calendar_app.providers.feishu import FeishuCalendarClient
 from calendar_app.providers.google import GoogleCalendarClient
+from meetings_app.providers.http import ClientRegistry
 
 __all__ = [
     "CalendarEventRequest",
@@ -41,31 +37,15 @@ CLIENT_SETTINGS = frozenset(
     }
 )
 
-_clients: dict[str, CalendarProviderClient] = {}
-_clients_lock = threading.Lock()
+_registry = ClientRegistry(kind="calendar provider", classes=CLIENT_CLASSES, settings_read=CLIENT_SETTINGS)
 
 
 def calendar_provider_client(name: str) -> CalendarProviderClient:
-    """The process's client for calendar provider `name` ("feishu" or "google"). ValueError for another."""
-    with _clients_lock:
-        client = _clients.get(name)
-        if client is None:
-            client_class = CLIENT_CLASSES.get(name)
-            if client_class is None:
-                raise ValueError(f"Unknown calendar provider {name!r}; known: {', '.join(sorted(CLIENT_CLASSES))}")
-            client = _clients[name] = client_class.from_settings()
-        return client
+    """The process's shared client for provider `name`, made from settings on first use (ValueError for a
+    provider we do not speak to)."""
+    return _registry.client(name)
 
 
 def calendar_provider_clients_reset() -> None:
-    with _clients_lock:
-        forgotten = list(_clients.values())
-        _clients.clear()
-    for client in forgotten:
-        client.close()
-
-
-@receiver(setting_changed)
-def _forget_clients_made_from_old_settings(*, setting: str, **kwargs) -> None:
-    if setting in CLIENT_SETTINGS:
-        calendar_provider_clients_reset()
+    """Forget every shared client (and so its token), so the next call builds one from the current settings."""
+    _registry.reset()

@@ -6,11 +6,6 @@ process asks each provider for a token once an hour or two rather than once per 
 
 from __future__ import annotations
 
-import threading
-
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-
 from meetings_app.providers.base import (
     MeetingProviderClient,
     MeetingRequest,
@@ -20,6 +15,7 @@ from meetings_app.providers.base import (
     TransientProviderError,
 )
 from meetings_app.providers.feishu import FeishuMeetingClient
+from meetings_app.providers.http import ClientRegistry
 from meetings_app.providers.zoom import ZoomMeetingClient
 
 __all__ = [
@@ -55,33 +51,15 @@ CLIENT_SETTINGS = frozenset(
     }
 )
 
-_clients: dict[str, FeishuMeetingClient | ZoomMeetingClient] = {}
-_clients_lock = threading.Lock()
+_registry = ClientRegistry(kind="meeting provider", classes=CLIENT_CLASSES, settings_read=CLIENT_SETTINGS)
 
 
 def meeting_provider_client(name: str) -> MeetingProviderClient:
-    """The process's client for provider `name` ("feishu" or "zoom"), made from settings on first use.
-    Raises ValueError for a provider we do not speak to."""
-    with _clients_lock:
-        client = _clients.get(name)
-        if client is None:
-            client_class = CLIENT_CLASSES.get(name)
-            if client_class is None:
-                raise ValueError(f"Unknown meeting provider {name!r}; known: {', '.join(sorted(CLIENT_CLASSES))}")
-            client = _clients[name] = client_class.from_settings()
-        return client
+    """The process's shared client for provider `name`, made from settings on first use (ValueError for a
+    provider we do not speak to)."""
+    return _registry.client(name)
 
 
 def meeting_provider_clients_reset() -> None:
     """Forget every shared client (and so its token), so the next call builds one from the current settings."""
-    with _clients_lock:
-        forgotten = list(_clients.values())
-        _clients.clear()
-    for client in forgotten:
-        client.close()
-
-
-@receiver(setting_changed)
-def _forget_clients_made_from_old_settings(*, setting: str, **kwargs) -> None:
-    if setting in CLIENT_SETTINGS:
-        meeting_provider_clients_reset()
+    _registry.reset()

@@ -284,3 +284,43 @@ def send_with_token(
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class ClientRegistry:
+    """One shared client per provider per process, made from settings on first use. Sharing a client shares
+    its access token and connection pool between every worker thread. Changing a setting the clients read
+    (tests do) makes the next call build them again."""
+
+    def __init__(self, *, kind: str, classes: Mapping[str, Any], settings_read: Iterable[str]):
+        self._kind = kind
+        self._classes = dict(classes)
+        self._settings_read = frozenset(settings_read)
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        from django.core.signals import setting_changed
+
+        setting_changed.connect(self._forget_on_setting_change, weak=False)
+
+    def client(self, name: str) -> Any:
+        """The client of provider `name`. ValueError for a provider we do not speak to."""
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                client_class = self._classes.get(name)
+                if client_class is None:
+                    known = ", ".join(sorted(self._classes))
+                    raise ValueError(f"Unknown {self._kind} {name!r}; known: {known}")
+                client = self._clients[name] = client_class.from_settings()
+            return client
+
+    def reset(self) -> None:
+        """Forget every client (and so its token); the next call builds one from the current settings."""
+        with self._lock:
+            forgotten = list(self._clients.values())
+            self._clients.clear()
+        for client in forgotten:
+            client.close()
+
+    def _forget_on_setting_change(self, *, setting: str, **kwargs: Any) -> None:
+        if setting in self._settings_read:
+            self.reset()
