@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from booking_project.errors import InvalidState
 from booking_project.events import SESSION_CANCELLED, SESSION_RESCHEDULED
 from booking_project.metrics import meeting_operation_observed
 from meetings_app.models import Meeting, MeetingStatus
@@ -49,6 +48,7 @@ from sessions_app.saga import (
     saga_manual_intervention_flag,
     saga_resolve,
 )
+from sessions_app.state_rows import state_move, stuck_rows_claim
 from sessions_app.types import session_type_get
 
 logger = logging.getLogger(__name__)
@@ -268,19 +268,9 @@ def _reason_failed(operation: MeetingOperation, session: Session, meeting: Meeti
 def meeting_operations_redrive_due(*, now=None, limit: int = 500) -> list[UUID]:
     """Operations with no progress for SAGA_STUCK_AFTER_SECONDS (a lost message, a dead worker), marked as
     re-driven now so that the next sweep waits another period."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.SAGA_STUCK_AFTER_SECONDS)
-    with transaction.atomic():
-        due = list(
-            MeetingOperation.objects.select_for_update(skip_locked=True)
-            .exclude(state__in=MEETING_OPERATION_FINAL_STATES)
-            .filter(updated_at__lt=cutoff)
-            .exclude(last_driven_at__gte=cutoff)
-            .exclude(retry_at__gte=cutoff)
-            .order_by("updated_at")
-            .values_list("id", flat=True)[:limit]
-        )
-        MeetingOperation.objects.filter(id__in=due).update(last_driven_at=now)
+    due = stuck_rows_claim(
+        MeetingOperation, key="id", final_states=MEETING_OPERATION_FINAL_STATES, now=now or timezone.now(), limit=limit
+    )
     if due:
         logger.warning("meeting_operation.sweep_redrive", extra={"count": len(due)})
     return due
@@ -292,12 +282,7 @@ def _lock(operation_id: UUID) -> MeetingOperation:
 
 def _move(operation: MeetingOperation, to: str, **fields: Any) -> None:
     """Set the operation's state and fields on the row locked by the caller; refuses an illegal move."""
-    if to != operation.state and to not in MEETING_OPERATION_TRANSITIONS[operation.state]:
-        raise InvalidState(f"A meeting operation cannot go from {operation.state} to {to}.")
-    operation.state = to
-    for name, value in fields.items():
-        setattr(operation, name, value)
-    operation.save(update_fields=["state", "updated_at", *fields])
+    state_move(operation, to, transitions=MEETING_OPERATION_TRANSITIONS, **fields)
 
 
 def _fresh(meeting: Meeting) -> Meeting:

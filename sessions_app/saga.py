@@ -48,6 +48,7 @@ from sessions_app.models import (
 )
 from sessions_app.outbox import outbox_event_add
 from sessions_app.payloads import meeting_result_payload
+from sessions_app.state_rows import state_move, stuck_rows_claim
 from sessions_app.transitions import session_transition
 from sessions_app.types import session_type_get
 
@@ -461,19 +462,9 @@ def saga_backoff(attempt: int, *, retry_after: float | None = None) -> float:
 def sagas_redrive_due(*, now=None, limit: int = 500) -> list[UUID]:
     """Sessions whose saga has made no progress for SAGA_STUCK_AFTER_SECONDS (a lost message, a dead
     worker): marked as re-driven now, so the next sweep waits another period before trying them again."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.SAGA_STUCK_AFTER_SECONDS)
-    with transaction.atomic():
-        due = list(
-            MeetingSaga.objects.select_for_update(of=("self",), skip_locked=True)
-            .exclude(state__in=SAGA_FINAL_STATES)
-            .filter(updated_at__lt=cutoff)
-            .exclude(last_driven_at__gte=cutoff)
-            .exclude(retry_at__gte=cutoff)
-            .order_by("updated_at")
-            .values_list("session_id", flat=True)[:limit]
-        )
-        MeetingSaga.objects.filter(session_id__in=due).update(last_driven_at=now)
+    due = stuck_rows_claim(
+        MeetingSaga, key="session_id", final_states=SAGA_FINAL_STATES, now=now or timezone.now(), limit=limit
+    )
     if due:
         logger.warning("saga.sweep_redrive", extra={"count": len(due), "sessionIds": [str(s) for s in due[:20]]})
     return due
@@ -545,14 +536,8 @@ def _lock(session_id: UUID, *related: str) -> MeetingSaga:
 
 
 def _move(saga: MeetingSaga, to: str, **fields: Any) -> None:
-    """Set the saga's state and fields on the row locked by the caller. Refuses a move the saga's state
-    machine does not allow."""
-    if to != saga.state and to not in SAGA_TRANSITIONS[saga.state]:
-        raise InvalidState(f"A saga cannot go from {saga.state} to {to}.")
-    saga.state = to
-    for name, value in fields.items():
-        setattr(saga, name, value)
-    saga.save(update_fields=["state", "updated_at", *fields])
+    """Set the saga's state and fields on the row locked by the caller (SAGA_TRANSITIONS says what may follow)."""
+    state_move(saga, to, transitions=SAGA_TRANSITIONS, **fields)
 
 
 def saga_manual_intervention_flag(*, session_id: UUID, reason: str) -> None:
