@@ -2,7 +2,10 @@
 conflict, cancel from the list. The worker, Redis, PostgreSQL and the provider sandbox are real; the page's
 script talks to the API with the session cookie and the CSRF token."""
 
+import time
+
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -31,8 +34,19 @@ def fill_booking(browser, *, student, mentor, start, topic: str = "Resume review
     topic_field.send_keys(topic)
 
 
+# Read in the page in one step: the script may replace an element between a lookup and a read of it.
 def status_text(browser) -> str:
-    return browser.find_element(By.ID, "booking-status").text
+    return browser.execute_script('return document.getElementById("booking-status").innerText;')
+
+
+def settled(read):
+    """`read()`, again when the list replaced the element it was reading meanwhile."""
+    for _ in range(5):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return read()
 
 
 def row(browser, session_id: str):
@@ -41,8 +55,11 @@ def row(browser, session_id: str):
 
 
 def badge_of(browser, session_id: str) -> str | None:
-    found = browser.find_elements(By.CSS_SELECTOR, f'tr[data-session-id="{session_id}"] .badge')
-    return found[0].get_attribute("data-status") if found else None
+    return browser.execute_script(
+        "const b = document.querySelector(`tr[data-session-id='${arguments[0]}'] .badge`);"
+        "return b ? b.dataset.status : null;",
+        session_id,
+    )
 
 
 def test_book_see_pending_then_the_meeting_link(page, people):
@@ -67,7 +84,7 @@ def test_book_see_pending_then_the_meeting_link(page, people):
     assert page.find_elements(By.CSS_SELECTOR, "#booking-status button.copy-link")
     # and the session is listed with its badge and link, without reloading the page
     wait_for(lambda: badge_of(page, str(session.id)) == "SCHEDULED", timeout=10, what="the list's badge")
-    assert session.meeting.join_url in row(page, str(session.id)).text
+    assert session.meeting.join_url in settled(lambda: row(page, str(session.id)).text)
 
 
 def test_failed_meeting_shows_the_reason_then_retry_brings_the_link(page, people, sandbox):
@@ -130,12 +147,12 @@ def test_cancel_from_the_list_changes_the_status_without_a_reload(page, people):
     wait_for(lambda: badge_of(page, session_id) == "SCHEDULED", timeout=10, what="the scheduled row")
     page.execute_script("window.notReloaded = true;")
     # when the counselor cancels it from the list and confirms
-    row(page, session_id).find_element(By.CSS_SELECTOR, 'button[data-action="cancel"]').click()
+    settled(lambda: row(page, session_id).find_element(By.CSS_SELECTOR, 'button[data-action="cancel"]').click())
     page.switch_to.alert.accept()
     # then its badge turns to Cancelled in place, its actions are gone, and the page was never reloaded
     wait_for(lambda: badge_of(page, session_id) == "CANCELLED", timeout=10, what="the cancelled badge")
     assert page.execute_script("return window.notReloaded === true;")
-    assert not row(page, session_id).find_elements(By.CSS_SELECTOR, 'button[data-action="cancel"]')
+    assert not settled(lambda: row(page, session_id).find_elements(By.CSS_SELECTOR, 'button[data-action="cancel"]'))
     assert Session.objects.get(id=session_id).status == SessionStatus.CANCELLED
 
 
