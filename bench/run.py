@@ -141,7 +141,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         from django.db import connection, connections
         from stack import procfile_commands
 
-        report["procfile"] = {k: v for k, v in procfile_commands().items() if k in ("web", "worker")}
+        report["procfile"] = {k: v for k, v in procfile_commands().items() if k in ("web", "worker", "notifier")}
         say(f"database {db_name}: migrating and seeding {args.pairs} mentor/student pairs")
         call_command("migrate", verbosity=0)
         from seed import SLOT_MINUTES, SlotPlan, bench_seed
@@ -159,9 +159,9 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
             report["floorStatements"] = len(statements)
         connection.close()
 
-        say("starting redis, sandbox, web (gunicorn), worker and beat")
+        say("starting redis, sandbox, web (gunicorn), worker, notifier and beat")
         stack.start_redis()
-        stack.start(["sandbox", "web", "worker", "beat"])
+        stack.start(["sandbox", "web", "worker", "notifier", "beat"])
         report["loadStackUp"] = load_average()
 
         if not {"provisioning", "fault"} <= args.skip:
@@ -175,7 +175,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
             report[phase]["loadAfter"] = load_average()
 
         if "api" not in args.skip:
-            stack.stop(["beat", "worker"])
+            stack.stop(["beat", "worker", "notifier"])
             stack.redis().flushdb()  # the API phases' sagas are not provisioned (see the docstring)
             for concurrency in args.concurrency:
                 say(f"booking API at concurrency {concurrency} for {args.api_seconds:g} s")

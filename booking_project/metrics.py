@@ -143,19 +143,22 @@ _PRIORITY_STEPS = (0, 3, 6, 9)
 
 
 def _queue_depths() -> dict[str, int] | None:
-    """LLEN of the default Celery queue (all its priority lists) on the broker the app publishes to."""
+    """LLEN of each Celery queue (all its priority lists) on the broker the app publishes to."""
     from booking_project.celery import app
 
-    queue = app.conf.task_default_queue
+    queues = [app.conf.task_default_queue, settings.CELERY_NOTIFICATIONS_QUEUE]
     try:
         with app.connection_for_read() as connection:
             pipe = connection.default_channel.client.pipeline(transaction=False)
-            for step in _PRIORITY_STEPS:
-                pipe.llen(queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}")
-            return {queue: sum(pipe.execute())}
+            for queue in queues:
+                for step in _PRIORITY_STEPS:
+                    pipe.llen(queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}")
+            lengths = pipe.execute()
     except Exception as error:  # noqa: BLE001 - a scrape must answer even with the broker down
         logger.warning("metrics.queue_depth_unavailable", extra={"error": repr(error)})
         return None
+    per_queue = len(_PRIORITY_STEPS)
+    return {queue: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)}
 
 
 def metrics_exposition() -> bytes:

@@ -188,6 +188,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 0.5,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# Notifications wait on calendar providers and mail servers: on a queue and a worker of their own (Procfile
+# `notifier`), a slow calendar never holds up the provisioning of meetings (the `worker`, default queue).
+CELERY_NOTIFICATIONS_QUEUE = "notifications"
+CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
 # The worker logs through LOGGING below (one JSON object per line), like the web processes.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # On a lost broker connection, late-acknowledged tasks cannot be acknowledged any more: cancel them so they

@@ -12,6 +12,7 @@ from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
+from booking_project.db import connection_give_back
 from booking_project.errors import SlotConflict
 from calendar_app.models import SLOT_NO_OVERLAP, CalendarEvent, CalendarEventStatus, CalendarSlot, SlotStatus
 from calendar_app.providers.base import CalendarEventRequest
@@ -166,6 +167,7 @@ def calendar_event_sync(*, session_id: UUID, user_id: UUID, target: Callable[[],
                 row.status = CalendarEventStatus.CREATING
                 row.save(update_fields=["provider", "status", "generation", "event_id", "updated_at"])
             snapshot = (row.provider, row.calendar_id, row.event_id, row.idempotency_key)
+        connection_give_back()
         try:
             _calendar_event_apply(row=row, step=step, snapshot=snapshot, request=wanted.request)
         except Exception:

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from booking_project.db import connection_give_back
 from booking_project.metrics import provider_call_observed
 from meetings_app.models import Meeting, MeetingStatus
 from meetings_app.providers import meeting_provider_client
@@ -85,7 +86,7 @@ class MeetingManager:
         return meeting
 
     def _call(self, provider: str, operation: str, reference: str, call: Callable[[MeetingProviderClient], object]):
-        _connection_give_back()
+        connection_give_back()
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -131,12 +132,3 @@ class MeetingManager:
             # Two workers stored the same provider meeting at once; the other one's row is the row.
             meeting = Meeting.objects.get(provider=provider, provider_meeting_id=provided.provider_meeting_id)
         return meeting
-
-
-def _connection_give_back() -> None:
-    """Return this thread's database connection to the pool for the length of a provider call (seconds),
-    so that a worker with a hundred threads waiting on providers needs only a few connections. The next
-    query takes one again. Without a pool (or inside a transaction, which a provider call never is) the
-    connection stays."""
-    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
-        connection.close()

@@ -148,8 +148,8 @@ class Stack:
         self.worker_started_at = time.time()
         self._start(
             "worker",
-            [sys.executable, "-m", "celery", "-A", "booking_project", "worker", "--pool", "threads",
-             "--concurrency", "8", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            [sys.executable, "-m", "celery", "-A", "booking_project", "worker", "--queues", "celery,notifications",
+             "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
              "--hostname", f"test-worker-{time.monotonic_ns()}@%h"],
         )  # fmt: skip
         wait_for(lambda: b"ready." in self.log("worker"), timeout=30, what="the worker to be ready")
@@ -286,7 +286,11 @@ def _worker_busy(client, *, since: float) -> bool:
 
     periodic = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     tags = client.zrangebyscore("unacked_index", since, "+inf")
-    messages = [*client.lrange("celery", 0, -1), *(client.hmget("unacked", tags) if tags else [])]
+    messages = [
+        *client.lrange("celery", 0, -1),
+        *client.lrange("notifications", 0, -1),
+        *(client.hmget("unacked", tags) if tags else []),
+    ]
     for raw in messages:
         if raw is None:
             continue

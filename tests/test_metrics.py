@@ -190,3 +190,15 @@ def test_the_alert_rules_name_only_metrics_that_exist_and_cover_the_design():
     # DESIGN.md: alert when provisioning takes over 10 s; and one on the failure rate.
     assert re.search(r"booking_saga_duration_seconds_bucket.*\) > 10\b", exprs)
     assert 'booking_saga_outcomes_total{status="failed"}' in exprs
+
+
+def test_notifications_go_to_their_own_queue_and_provisioning_to_the_default_one():
+    from booking_project.celery import app
+
+    def queue_of(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    assert queue_of("notifications.sync_calendar_event") == "notifications"
+    assert queue_of("notifications.send_due_reminders") == "notifications"
+    assert queue_of("sessions.provision_meeting") == app.conf.task_default_queue
+    assert queue_of("sessions.change_meeting") == app.conf.task_default_queue
