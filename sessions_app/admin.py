@@ -186,29 +186,33 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
 
     @admin.action(description="Retry the provider cancel of the meeting")
     def retry_provider_cancel(self, request, queryset):
-        for saga in queryset:
-            if saga_meeting_cancel_retry(session_id=saga.session_id, actor_id=request.user.id):
-                self.message_user(request, f"{saga.session_id}: meeting cancelled, resolved.", messages.SUCCESS)
-            else:
-                self.message_user(
-                    request,
-                    f"{saga.session_id}: not cancelled (no meeting to cancel, the session uses it, or the provider "
-                    "refused again; see last error).",
-                    messages.WARNING,
-                )
+        self._repair(
+            request,
+            queryset,
+            saga_meeting_cancel_retry,
+            done="meeting cancelled, resolved.",
+            not_done="not cancelled (no meeting to cancel, the session uses it, or the provider refused again; "
+            "see last error).",
+        )
 
     @admin.action(description="Retry moving the meeting to the session's time")
     def retry_meeting_move(self, request, queryset):
+        self._repair(
+            request,
+            queryset,
+            meeting_move_retry,
+            done="meeting moved, resolved.",
+            not_done="not moved (the session is not scheduled with an active meeting, or the provider refused "
+            "again; see last error).",
+        )
+
+    def _repair(self, request, queryset, repair, *, done: str, not_done: str) -> None:
+        """Run a repair (it resolves the intervention when it works) on each chosen saga and say how it went."""
         for saga in queryset:
-            if meeting_move_retry(session_id=saga.session_id, actor_id=request.user.id):
-                self.message_user(request, f"{saga.session_id}: meeting moved, resolved.", messages.SUCCESS)
+            if repair(session_id=saga.session_id, actor_id=request.user.id):
+                self.message_user(request, f"{saga.session_id}: {done}", messages.SUCCESS)
             else:
-                self.message_user(
-                    request,
-                    f"{saga.session_id}: not moved (the session is not scheduled with an active meeting, or the "
-                    "provider refused again; see last error).",
-                    messages.WARNING,
-                )
+                self.message_user(request, f"{saga.session_id}: {not_done}", messages.WARNING)
 
     @admin.action(description="Re-provision the meeting")
     def reprovision(self, request, queryset):

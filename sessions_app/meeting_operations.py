@@ -48,7 +48,7 @@ from sessions_app.saga import (
     saga_manual_intervention_flag,
     saga_resolve,
 )
-from sessions_app.state_rows import state_move, stuck_rows_claim
+from sessions_app.state_rows import attempt_lease_held, state_move, stuck_rows_claim
 from sessions_app.types import session_type_get
 
 logger = logging.getLogger(__name__)
@@ -96,9 +96,7 @@ def _claim(operation_id: UUID) -> "_CallPlan | SagaStep":
         if operation is None or operation.state in MEETING_OPERATION_FINAL_STATES:
             return DONE
         now = timezone.now()
-        if operation.state == MeetingOperationState.RUNNING and operation.attempt_started_at > now - timedelta(
-            seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS
-        ):
+        if operation.state == MeetingOperationState.RUNNING and attempt_lease_held(operation, now=now):
             return DONE  # another worker is calling the provider for it right now
         session = operation.session
         superseded = _superseded_because(operation, session)

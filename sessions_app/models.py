@@ -166,7 +166,29 @@ SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class MeetingSaga(models.Model):
+class ProviderWorkRow(models.Model):
+    """What a row driving provider calls keeps besides its state (sessions_app/state_rows.py moves it)."""
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The open provider call, committed before the call is made: found open later, it means a worker died
+    # mid-call (what it asked for may exist at the provider); a lease another worker may take over once it
+    # has run out.
+    attempt_id = models.UUIDField(null=True, blank=True)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    # When the next attempt is due after a transient failure (backoff, or the provider's Retry-After).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    # When the sweep last re-drove the row, so it re-drives a stuck one once per period, not every tick.
+    last_driven_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class MeetingSaga(ProviderWorkRow):
     """Where the provisioning of a session's meeting stands: one row per session, the truth the Celery
     tasks read and write (the tasks are only couriers)."""
 
@@ -176,19 +198,11 @@ class MeetingSaga(models.Model):
     round = models.PositiveSmallIntegerField(default=1)
     # The `{type}.session.created` event this round answers; an event of an earlier round is ignored.
     event_id = models.UUIDField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # The open provider call, committed before the call is made: found open later, it means a worker died
-    # mid-call and the meeting may exist at the provider.
-    attempt_id = models.UUIDField(null=True, blank=True)
-    attempt_started_at = models.DateTimeField(null=True, blank=True)
-    # When the next attempt is due after a transient failure (backoff, or the provider's Retry-After).
-    retry_at = models.DateTimeField(null=True, blank=True)
     meeting = models.ForeignKey(
         "meetings_app.Meeting", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     compensation_reason = models.TextField(blank=True)
     cancel_attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
     requires_manual_intervention = models.BooleanField(default=False)
     manual_intervention_reason = models.TextField(blank=True)
     manual_intervention_at = models.DateTimeField(null=True, blank=True)
@@ -197,11 +211,6 @@ class MeetingSaga(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_note = models.TextField(blank=True)
-    # When the sweep last re-drove this saga, so it re-drives a stuck saga once per period, not every tick.
-    last_driven_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -255,7 +264,7 @@ MEETING_OPERATION_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class MeetingOperation(models.Model):
+class MeetingOperation(ProviderWorkRow):
     """A change to a session's meeting asked for after booking (reschedule: update; cancel: cancel), made
     at the provider after the request has answered. The row is the truth; tasks only carry its id."""
 
@@ -265,17 +274,6 @@ class MeetingOperation(models.Model):
     state = models.CharField(
         max_length=16, choices=MeetingOperationState.choices, default=MeetingOperationState.PENDING
     )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # The open provider call, committed before it is made (as in the saga): a lease another worker may
-    # take over once it has run out.
-    attempt_id = models.UUIDField(null=True, blank=True)
-    attempt_started_at = models.DateTimeField(null=True, blank=True)
-    retry_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_driven_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

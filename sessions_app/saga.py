@@ -48,7 +48,7 @@ from sessions_app.models import (
 )
 from sessions_app.outbox import outbox_event_add
 from sessions_app.payloads import meeting_result_payload
-from sessions_app.state_rows import state_move, stuck_rows_claim
+from sessions_app.state_rows import attempt_lease_held, state_move, stuck_rows_claim
 from sessions_app.transitions import session_transition
 from sessions_app.types import session_type_get
 
@@ -142,9 +142,7 @@ def _claim(*, session_id: UUID, event_id: UUID | None) -> "_CreatePlan | str | N
             return saga.state
         now = timezone.now()
         attempt_open = saga.state == SagaState.CREATING
-        attempt_fresh = attempt_open and saga.attempt_started_at > now - timedelta(
-            seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS
-        )
+        attempt_fresh = attempt_open and attempt_lease_held(saga, now=now)
         if attempt_fresh:
             # Another worker is calling the provider right now (a duplicate delivery): it finishes the step.
             logger.info("saga.busy", extra=log)

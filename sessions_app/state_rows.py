@@ -21,6 +21,14 @@ def state_move(row: models.Model, to: str, *, transitions: Mapping[str, Collecti
     row.save(update_fields=["state", "updated_at", *fields])
 
 
+def attempt_lease_held(row: models.Model, *, now: datetime) -> bool:
+    """Whether the row's open provider call (committed before it was made) is younger than its lease: a
+    worker is still on it. An older one belongs to a worker that died mid-call, and may be taken over."""
+    return row.attempt_started_at is not None and row.attempt_started_at > now - timedelta(
+        seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS
+    )
+
+
 def stuck_rows_claim(
     model: type[models.Model], *, key: str, final_states: Collection[str], now: datetime, limit: int
 ) -> list:
