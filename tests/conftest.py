@@ -1,3 +1,4 @@
+import os
 import threading
 from typing import Any
 
@@ -16,8 +17,9 @@ from tests.factories import (
     token_for,
 )
 
-# Events that tests publish go to a Redis database of their own, which no demo worker consumes.
-TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
+# Events that tests publish go to a Redis database of their own, which no demo worker consumes. Two checkouts
+# testing at once on one machine give each its own (with TEST_DATABASE_NAME for PostgreSQL).
+TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 BOOK_URL = "/api/counselor/sessions/book"
 LIST_URL = "/api/counselor/sessions"
