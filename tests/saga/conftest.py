@@ -30,6 +30,8 @@ def providers(settings):
     settings.ZOOM_CLIENT_ID = "cid"
     settings.ZOOM_CLIENT_SECRET = "zoom-secret"
     settings.SAGA_MAX_ATTEMPTS = 3
+    # These tests speak the reservation API; tests/saga/test_unknown_outcomes.py covers Feishu's calendar way.
+    settings.FEISHU_MEETING_VIA = "reservation"
     meeting_provider_clients_reset()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.post(
