@@ -1,18 +1,29 @@
 """The control API under `/_sandbox/` (API.md "Provider sandbox"): read and change the config, reset, and see
-what the fake providers hold and how many calls they received. These endpoints never wait and never fail
-on purpose; their errors are in the app's error shape."""
+what the fake providers hold, how many calls they received and what was injected. These endpoints never
+wait and never fail on purpose; their errors are in the app's error shape.
+
+- `GET|POST /_sandbox/config` (POST: any subset of SETTINGS, all validated before any is applied; 400
+  VALIDATION_ERROR with `details` per setting), `POST /_sandbox/reset`;
+- `GET /_sandbox/meetings`, `GET /_sandbox/calendar-events`: what the providers hold;
+- `GET /_sandbox/requests`: provider calls received, by operation (`token` included);
+- `GET /_sandbox/injected`: `{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {provider: {"failed",
+  "answersLost"}}}`, the calls failed before applying and the answers lost after applying.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from meetings_app.sandbox.feishu import FEISHU_ATTENDEE_ID_FIELD
 from meetings_app.sandbox.state import (
+    ANSWER_LOSS_DEFAULTS,
     OPERATIONS,
     PROVIDERS,
+    TOKEN_LATENCY_DEFAULT,
     CalendarEvent,
     Meeting,
     ProviderRequest,
@@ -29,41 +40,83 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_counts(value: Any) -> bool:
+    return isinstance(value, dict) and all(op in OPERATIONS and _is_whole(n) and n >= 0 for op, n in value.items())
+
+
+_AT_LEAST_ZERO = (lambda value: _is_number(value) and value >= 0, "a number >= 0")
+_SHARE = (lambda value: _is_number(value) and 0 <= value <= 1, "a number between 0 and 1")
+_ERROR_STATUS = (lambda value: _is_whole(value) and 400 <= value <= 599, "an HTTP error status (400-599)")
+_COUNTS = (_is_counts, f"an object mapping operations ({', '.join(OPERATIONS)}) to whole numbers >= 0")
+
+# Each setting /_sandbox/config takes: (is it valid?, what it must be). See the state module for what they do.
+SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "latencyMs": _AT_LEAST_ZERO,
+    "failRate": _SHARE,
+    "failStatus": _ERROR_STATUS,
+    "failNext": _COUNTS,
+    "failProvider": (lambda value: value in (None, *PROVIDERS), f"null or one of {', '.join(PROVIDERS)}"),
+    "applyThenFailNext": _COUNTS,
+    "applyThenFailRate": _SHARE,
+    "applyThenFailStatus": _ERROR_STATUS,
+    "applyThenDelayMs": _AT_LEAST_ZERO,
+    "tokenLatencyMs": _AT_LEAST_ZERO,
+    "expireTokens": (lambda value: isinstance(value, bool), "true or false"),
+}
+COUNT_SETTINGS = ("failNext", "applyThenFailNext")  # merged into what is set: other operations keep their count
+
+
 def configure(state: SandboxState, body: dict) -> Reply:
-    unknown = set(body) - {"latencyMs", "failRate", "failStatus", "failNext", "failProvider", "expireTokens"}
-    if unknown:
-        return control_error(400, "VALIDATION_ERROR", f"Unknown settings: {', '.join(sorted(unknown))}.")
-    if "latencyMs" in body and not (_is_number(body["latencyMs"]) and body["latencyMs"] >= 0):
-        return control_error(400, "VALIDATION_ERROR", "latencyMs must be a number >= 0.")
-    if "failRate" in body and not (_is_number(body["failRate"]) and 0 <= body["failRate"] <= 1):
-        return control_error(400, "VALIDATION_ERROR", "failRate must be a number between 0 and 1.")
-    status = body.get("failStatus", 500)
-    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-        return control_error(400, "VALIDATION_ERROR", "failStatus must be an HTTP error status (400-599).")
-    fail_next = body.get("failNext", {})
-    if not isinstance(fail_next, dict) or any(
-        op not in OPERATIONS or isinstance(n, bool) or not isinstance(n, int) or n < 0 for op, n in fail_next.items()
-    ):
-        return control_error(
-            400, "VALIDATION_ERROR", f"failNext maps operations ({', '.join(OPERATIONS)}) to whole numbers >= 0."
-        )
-    if body.get("failProvider") not in (None, *PROVIDERS):
-        return control_error(400, "VALIDATION_ERROR", f"failProvider is null or one of {', '.join(PROVIDERS)}.")
-    if not isinstance(body.get("expireTokens", False), bool):
-        return control_error(400, "VALIDATION_ERROR", "expireTokens must be true or false.")
+    """Change the settings `body` names (any subset), all or none: one invalid setting changes nothing."""
+    problems = {name: ["Unknown setting."] for name in body if name not in SETTINGS}
+    for name, (valid, rule) in SETTINGS.items():
+        if name in body and not valid(body[name]):
+            problems[name] = [f"{name} must be {rule}."]
+    if problems:
+        unknown = sorted(name for name in body if name not in SETTINGS)
+        message = f"Unknown settings: {', '.join(unknown)}." if unknown else next(iter(problems.values()))[0]
+        return control_error(400, "VALIDATION_ERROR", message, details=problems)
     with state.lock:
-        for name in ("latencyMs", "failRate", "failStatus", "failProvider"):
-            if name in body:
-                state.config[name] = body[name]
-        state.config["failNext"].update(fail_next)
-        if body.get("expireTokens"):
-            state.expire_tokens()
+        for name, value in body.items():
+            if name in COUNT_SETTINGS:
+                state.config[name].update(value)
+            elif name == "expireTokens":
+                if value:
+                    state.expire_tokens()
+            else:
+                state.config[name] = value
     return current_config(state)
 
 
 def current_config(state: SandboxState) -> Reply:
     with state.lock:
-        return Reply(200, {**state.config, "failNext": dict(state.config["failNext"])})
+        config = {**state.config, **{name: dict(state.config[name]) for name in COUNT_SETTINGS}}
+    # Listed while in use only, so a sandbox that uses none of them shows the config it always showed.
+    if all(config[name] == default for name, default in ANSWER_LOSS_DEFAULTS.items()):
+        for name in ANSWER_LOSS_DEFAULTS:
+            del config[name]
+    if config["tokenLatencyMs"] == TOKEN_LATENCY_DEFAULT:
+        del config["tokenLatencyMs"]
+    return Reply(200, config)
+
+
+def injected_counts(state: SandboxState) -> dict:
+    """How many provider calls were failed before applying and how many answers were lost after applying, by
+    operation, in total and per provider."""
+    with state.lock:
+        by_provider = {
+            provider: {kind: dict(counts) for kind, counts in state.injected[provider].items()}
+            for provider in PROVIDERS
+        }
+    totals = {
+        kind: {op: sum(by_provider[provider][kind][op] for provider in PROVIDERS) for op in OPERATIONS}
+        for kind in ("failed", "answersLost")
+    }
+    return {**totals, "byProvider": by_provider}
 
 
 def _meeting_view(meeting: Meeting) -> dict:
@@ -165,4 +218,6 @@ def control(state: SandboxState, request: ProviderRequest) -> Reply:
             return Reply(200, {"events": [_event_view(event) for event in state.events.values()]})
         if endpoint == ("GET", "/_sandbox/requests"):
             return Reply(200, dict(state.requests))
+    if endpoint == ("GET", "/_sandbox/injected"):
+        return Reply(200, injected_counts(state))
     return control_error(404, "NOT_FOUND", f"No sandbox endpoint {request.method} {request.path}.")

@@ -1,6 +1,7 @@
 """The route table and the life of one request: `/_sandbox/...` goes to the control API at once; a provider
-call is counted, waits the configured latency, is authorised, may fail on purpose (changing nothing), and
-only then is applied by its provider's handler."""
+call is counted, waits the configured latency (token fetches: plus tokenLatencyMs), is authorised, may fail
+on purpose (changing nothing), and only then is applied by its provider's handler. Once applied, its answer
+may still be lost on purpose: the caller then gets a gateway's error page instead, after applyThenDelayMs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from urllib.parse import unquote
 
 from meetings_app.sandbox.control import control
@@ -59,15 +61,48 @@ def find_route(method: str, path: str) -> tuple[Route, list[str]] | None:
     return None
 
 
+def took_effect(provider: str, reply: Reply) -> bool:
+    """Whether a provider's answer says the call was done (for Feishu: HTTP 2xx and code 0)."""
+    if not 200 <= reply.status < 300:
+        return False
+    return provider != "feishu" or (isinstance(reply.body, dict) and reply.body.get("code") == 0)
+
+
+def gateway_failure(status: int) -> Reply:
+    """What a gateway in front of the provider answers when it gives up on the provider's answer: its own
+    HTML error page, not the provider's JSON."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    if status == HTTPStatus.GATEWAY_TIMEOUT:
+        reason = "Gateway Time-out"  # nginx's spelling
+    page = (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    )
+    return Reply(status, page.encode(), content_type="text/html")
+
+
 def perform(state: SandboxState, route: Route, request: ProviderRequest, params: list[str]) -> Reply:
-    """Apply one provider call: authorise it, maybe fail it on purpose (changing nothing), else act."""
+    """Apply one provider call: authorise it, maybe fail it on purpose (changing nothing), else act; then,
+    if it took effect, maybe lose its answer on purpose (the change stays)."""
     with state.lock:
-        if route.operation != "token":
-            if refusal := AUTHORIZERS[route.provider](state, request):
-                return refusal
-            if state.should_fail(route.operation, route.provider):
-                return injected_failure(route.provider, route.operation, state.config["failStatus"])
-        return route.action(state, request, *params)
+        if route.operation == "token":
+            return route.action(state, request, *params)
+        if refusal := AUTHORIZERS[route.provider](state, request):
+            return refusal
+        if state.should_fail(route.operation, route.provider):
+            return injected_failure(route.provider, route.operation, state.config["failStatus"])
+        reply = route.action(state, request, *params)
+        # Only a call that was done can lose its answer: a refusal is answered as usual and uses up no count.
+        if not (took_effect(route.provider, reply) and state.should_lose_answer(route.operation, route.provider)):
+            return reply
+        delay = state.config["applyThenDelayMs"] / 1000
+        lost = gateway_failure(state.config["applyThenFailStatus"])
+    if delay > 0:
+        time.sleep(delay)  # without the lock: the applied change is visible meanwhile
+    return lost
 
 
 def serve(state: SandboxState, request: ProviderRequest) -> Reply:
@@ -79,6 +114,6 @@ def serve(state: SandboxState, request: ProviderRequest) -> Reply:
         return control_error(404, "NOT_FOUND", f"No endpoint {request.method} {request.path}.")
     route, params = found
     state.count(route.operation)
-    if (latency := state.latency_seconds()) > 0:
+    if (latency := state.latency_seconds(route.operation)) > 0:
         time.sleep(latency)
     return perform(state, route, request, params)

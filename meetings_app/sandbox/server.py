@@ -78,11 +78,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, reply: Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.body is None or isinstance(reply.body, bytes):
+            payload = reply.body or b""
+        else:
+            payload = json.dumps(reply.body).encode()
         try:
             self.send_response(reply.status)
             if reply.body is not None:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)

@@ -1,7 +1,14 @@
 """What the fake providers hold and how the sandbox is set to behave: the requests and answers every module
 passes around, the meetings and calendar events, the issued tokens, the config that `/_sandbox/config`
-changes, the request counters, and the fault-injection decisions (fail before applying). One lock guards
-all of it; provider handlers run with it held, so each operation is atomic, and nobody sleeps holding it.
+changes, the counters, and the fault-injection decisions. One lock guards all of it; provider handlers run
+with it held, so each operation is atomic, and nobody sleeps holding it.
+
+Two kinds of injected fault, decided in this order for every provider call except token fetches:
+- fail before applying (`failNext`, then `failRate`): the provider's own error answer, nothing changes;
+- lose the answer after applying (`applyThenFailNext`, then `applyThenFailRate`): the operation takes effect,
+  then the caller gets `applyThenFailStatus` from a "gateway" (HTML, not the provider's JSON) after
+  `applyThenDelayMs` more: with a delay past the caller's timeout, a timeout on work that was done.
+`failProvider` limits both to one provider's calls.
 """
 
 from __future__ import annotations
@@ -21,12 +28,24 @@ OPERATIONS = ("create", "update", "cancel", "calendar", "read")
 COUNTED = (*OPERATIONS, "token")
 PROVIDERS = ("feishu", "zoom", "google")
 
+# The settings that lose answers after applying, and tokenLatencyMs, with their defaults. /_sandbox/config
+# lists them only while one differs from its default, so a sandbox that uses none of them shows the config
+# it always showed.
+ANSWER_LOSS_DEFAULTS: dict[str, Any] = {
+    "applyThenFailNext": dict.fromkeys(OPERATIONS, 0),
+    "applyThenFailRate": 0.0,
+    "applyThenFailStatus": 504,
+    "applyThenDelayMs": 0,
+}
+TOKEN_LATENCY_DEFAULT = 0
+
 
 @dataclass
 class Reply:
     status: int
-    body: Any = None  # JSON-serialisable; None sends an empty body
+    body: Any = None  # JSON-serialisable, sent as JSON; bytes are sent as they are; None sends an empty body
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json; charset=utf-8"  # of a body that is not None
 
 
 @dataclass
@@ -82,9 +101,9 @@ class IssuedToken:
     expired: bool = False
 
 
-def control_error(status: int, code: str, message: str) -> Reply:
+def control_error(status: int, code: str, message: str, *, details: dict | None = None) -> Reply:
     """An error of the sandbox's own (control API, unknown path), in the app's error shape (API.md "Errors")."""
-    return Reply(status, {"error": {"code": code, "message": message, "details": {}}})
+    return Reply(status, {"error": {"code": code, "message": message, "details": details or {}}})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -153,11 +172,19 @@ class SandboxState:
             **self.startup_config,
             "failNext": dict.fromkeys(OPERATIONS, 0),
             "failProvider": None,
+            **ANSWER_LOSS_DEFAULTS,
+            "applyThenFailNext": dict(ANSWER_LOSS_DEFAULTS["applyThenFailNext"]),
+            "tokenLatencyMs": TOKEN_LATENCY_DEFAULT,
         }
         self.meetings: dict[tuple[str, str], Meeting] = {}  # insertion order is creation order
         self.events: dict[tuple[str, str, str], CalendarEvent] = {}
         self.feishu_event_keys: dict[tuple[str, str], str] = {}  # (calendar_id, idempotency_key) -> event_id
         self.requests = dict.fromkeys(COUNTED, 0)
+        # What was injected, per provider: "failed" before applying, "answersLost" after applying.
+        self.injected = {
+            provider: {"failed": dict.fromkeys(OPERATIONS, 0), "answersLost": dict.fromkeys(OPERATIONS, 0)}
+            for provider in PROVIDERS
+        }
 
     def reset(self) -> None:
         with self.lock:
@@ -167,18 +194,35 @@ class SandboxState:
         with self.lock:
             self.requests[operation] += 1
 
-    def latency_seconds(self) -> float:
+    def latency_seconds(self, operation: str) -> float:
+        """The wait before a provider call is applied: latencyMs, plus tokenLatencyMs for a token fetch."""
         with self.lock:
-            return self.config["latencyMs"] / 1000
+            extra = self.config["tokenLatencyMs"] if operation == "token" else 0
+            return (self.config["latencyMs"] + extra) / 1000
 
-    def should_fail(self, operation: str, provider: str | None = None) -> bool:
+    def should_fail(self, operation: str, provider: str) -> bool:
+        """Whether this call fails before it is applied (failNext, then failRate). Call with the lock held."""
+        if self._injects(provider, "failNext", "failRate", operation):
+            self.injected[provider]["failed"][operation] += 1
+            return True
+        return False
+
+    def should_lose_answer(self, operation: str, provider: str) -> bool:
+        """Whether this applied call's answer is lost (applyThenFailNext, then applyThenFailRate). Call with
+        the lock held, once the call has taken effect."""
+        if self._injects(provider, "applyThenFailNext", "applyThenFailRate", operation):
+            self.injected[provider]["answersLost"][operation] += 1
+            return True
+        return False
+
+    def _injects(self, provider: str, next_key: str, rate_key: str, operation: str) -> bool:
         if self.config["failProvider"] not in (None, provider):
             return False
-        pending = self.config["failNext"]
+        pending = self.config[next_key]
         if pending.get(operation, 0) > 0:
             pending[operation] -= 1
             return True
-        return self.random.random() < self.config["failRate"]
+        return self.random.random() < self.config[rate_key]
 
     def issue_token(self, provider: str, token: str) -> str:
         self.tokens[token] = IssuedToken(provider)
