@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from meetings_app.sandbox.state import Meeting, ProviderRequest, Reply, SandboxState, iso_utc, parse_datetime, utc_now
@@ -165,6 +165,21 @@ def _zoom_page_offset(token: str) -> int | None:
         return None
 
 
+INSTANT_MEETING = 1
+SCHEDULED_MEETING = 2
+# A scheduled (non-recurring) meeting's id expires 30 days after its scheduled date; then Zoom lists it no more.
+SCHEDULED_MEETING_LIFETIME = timedelta(days=30)
+
+
+def _expired(resource: dict, now: datetime) -> bool:
+    if resource["type"] != SCHEDULED_MEETING:
+        return False
+    try:
+        return datetime.fromisoformat(resource["start_time"]) + SCHEDULED_MEETING_LIFETIME < now
+    except OverflowError:  # a start near the end of time never expires
+        return False
+
+
 LISTED_FIELDS = ("uuid", "id", "host_id", "topic", "type", "start_time", "duration", "timezone", "agenda")
 
 
@@ -182,19 +197,19 @@ def zoom_meeting_list(state: SandboxState, request: ProviderRequest, user_id: st
     now = utc_now()
 
     def listed(meeting: Meeting) -> bool:
-        if meeting.provider != "zoom" or meeting.status != "active" or meeting.resource["host_id"] != host_id:
+        resource = meeting.resource
+        if meeting.provider != "zoom" or meeting.status != "active" or resource["host_id"] != host_id:
             return False
-        try:
-            end = datetime.fromisoformat(meeting.resource["start_time"]) + timedelta(
-                minutes=meeting.resource["duration"]
-            )
-        except OverflowError:
-            end = datetime.max.replace(tzinfo=UTC)
+        if resource["type"] == INSTANT_MEETING:
+            return False  # the list answers scheduled meetings only
+        start = datetime.fromisoformat(resource["start_time"])
         if listing in ("upcoming", "upcoming_meetings"):
-            return end > now
+            return start > now  # a meeting whose start has passed is no longer upcoming
+        if _expired(resource, now):
+            return False
         if listing == "previous_meetings":
-            return end <= now
-        return listing in ("scheduled", "live")
+            return start <= now
+        return listing in ("scheduled", "live")  # scheduled: every unexpired one, past start included
 
     meetings = sorted(
         (meeting.resource for meeting in state.meetings.values() if listed(meeting)),
