@@ -119,8 +119,31 @@ def injected_counts(state: SandboxState) -> dict:
     return {**totals, "byProvider": by_provider}
 
 
+def _unix_iso(seconds: str) -> str:
+    return iso_utc(datetime.fromtimestamp(int(seconds), UTC))
+
+
 def _meeting_view(meeting: Meeting) -> dict:
     resource = meeting.resource
+    if meeting.source == "calendar":
+        # A Feishu video meeting a calendar event made: it has the event's times, and says which event.
+        start, end = int(resource["start_time"]), int(resource["end_time"])
+        return {
+            "provider": "feishu",
+            "id": meeting.id,
+            "status": meeting.status,
+            "topic": resource["topic"],
+            "startTime": _unix_iso(resource["start_time"]),
+            "duration": (end - start) // 60,
+            "endTime": _unix_iso(resource["end_time"]),
+            "hostId": resource["owner_id"],
+            "agenda": None,
+            "source": "calendar",
+            "calendarId": resource["calendar_id"],
+            "eventId": resource["event_id"],
+            "meetingNo": resource["meeting_no"],
+            "meetingUrl": resource["url"],
+        }
     if meeting.provider == "feishu":
         return {
             "provider": "feishu",
@@ -129,7 +152,7 @@ def _meeting_view(meeting: Meeting) -> dict:
             "topic": resource["meeting_settings"].get("topic"),
             "startTime": None,
             "duration": None,
-            "endTime": iso_utc(datetime.fromtimestamp(int(resource["end_time"]), UTC)),
+            "endTime": _unix_iso(resource["end_time"]),
             "hostId": resource["reserve_user_id"],
             "agenda": None,
         }

@@ -1,10 +1,12 @@
 """A stand-in for Feishu, Zoom and Google Calendar that speaks their real HTTP APIs on a local port.
 
 Point `FEISHU_BASE_URL` at `url`, `ZOOM_API_BASE_URL` at `{url}/v2`, `ZOOM_OAUTH_URL` at `{url}/oauth/token`
-and `GOOGLE_CALENDAR_BASE_URL` at `{url}/calendar/v3`. Every provider call first waits `latencyMs`, then
-may fail on purpose (`failNext`, then `failRate`), and only then is applied: once applied it stays applied
-even if the caller has hung up, as with the real providers. `/_sandbox/...` configures the sandbox and
-shows what it holds (API.md "Provider sandbox"); those endpoints never wait and never fail on purpose.
+and `GOOGLE_CALENDAR_BASE_URL` at `{url}/calendar/v3`. Every provider call first waits `latencyMs` (a token
+fetch `tokenLatencyMs` more), then may fail on purpose (`failNext`, then `failRate`), and only then is
+applied: once applied it stays applied even if the caller has hung up, as with the real providers, and even
+if its answer is then lost on purpose (`applyThenFailNext`, then `applyThenFailRate`: a gateway's error page
+after `applyThenDelayMs`). `/_sandbox/...` configures the sandbox and shows what it holds and what it
+injected (API.md "Provider sandbox"); those endpoints never wait and never fail on purpose.
 
 This module is the HTTP server (`ProviderSandbox`, used by `manage.py run_provider_sandbox` and the tests);
 the rest lives beside it: `state` (what the providers hold, config, counters, fault injection), `feishu`,

@@ -85,6 +85,9 @@ class Meeting:
     id: str
     resource: dict  # the provider's own representation, as its API returns it
     status: str = "active"
+    # "calendar" for a Feishu video meeting that a calendar event made (vchat vc_type "vc"); None when the
+    # meeting API made it (a Feishu reservation, a Zoom meeting).
+    source: str | None = None
 
 
 @dataclass
@@ -93,6 +96,7 @@ class CalendarEvent:
     calendar_id: str
     id: str
     resource: dict
+    meeting_id: str | None = None  # the Feishu video meeting this event made, if any
 
 
 @dataclass
@@ -253,4 +257,8 @@ class SandboxState:
         return self._new_number("zoom", 80_000_000_000, 100_000_000_000)
 
     def new_feishu_reserve_id(self) -> str:
-        return str(self._new_number("feishu-reserve", 6_900_000_000_000_000_000, 7_400_000_000_000_000_000))
+        return self.new_feishu_meeting_id()
+
+    def new_feishu_meeting_id(self) -> str:
+        # Reservations and meetings that events made share the ids of Feishu's meetings, and never collide.
+        return str(self._new_number("feishu-meeting", 6_900_000_000_000_000_000, 7_400_000_000_000_000_000))
