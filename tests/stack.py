@@ -83,6 +83,10 @@ class Sandbox:
     def requests_received(self) -> dict:
         return requests.get(f"{self.url}/_sandbox/requests", timeout=5).json()
 
+    def injected(self) -> dict:
+        """`{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {...}}`: what the sandbox injected."""
+        return requests.get(f"{self.url}/_sandbox/injected", timeout=5).json()
+
     def calendar_events(self, *, status: str | None = None) -> list[dict]:
         events = requests.get(f"{self.url}/_sandbox/calendar-events", timeout=5).json()["events"]
         return [e for e in events if status is None or e["status"] == status]
