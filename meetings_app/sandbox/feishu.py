@@ -446,3 +446,21 @@ FEISHU_ROUTES = [
     ("DELETE", f"{EVENTS}/{SEGMENT}", "calendar", feishu_event_delete),
     ("POST", f"{EVENTS}/{SEGMENT}/attendees", "calendar", feishu_event_attendees_add),
 ]
+
+
+def feishu_meeting_operation(state: SandboxState, request: ProviderRequest, operation: str, params: list[str]) -> str:
+    """A calendar call that makes, moves or ends a Feishu video meeting (vchat vc_type "vc") is a meeting
+    create, update or cancel, as the reserves API's are: counted, delayed and failed as one."""
+    if operation != "calendar" or not request.path.startswith("/open-apis/calendar/v4/calendars/"):
+        return operation
+    if request.method == "POST" and request.path.endswith("/events"):
+        body = request.json_object() or {}
+        vchat = body.get("vchat") if isinstance(body.get("vchat"), dict) else {}
+        return "create" if vchat.get("vc_type") == "vc" else operation
+    if request.method in ("PATCH", "DELETE") and len(params) == 2:
+        with state.lock:
+            event = _feishu_event(state, params[0], params[1])
+            has_meeting = event is not None and event.meeting_id is not None
+        if has_meeting:
+            return "update" if request.method == "PATCH" else "cancel"
+    return operation

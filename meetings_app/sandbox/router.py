@@ -13,7 +13,12 @@ from http import HTTPStatus
 from urllib.parse import unquote
 
 from meetings_app.sandbox.control import control
-from meetings_app.sandbox.feishu import FEISHU_ROUTES, feishu_authorize, feishu_injected_failure
+from meetings_app.sandbox.feishu import (
+    FEISHU_ROUTES,
+    feishu_authorize,
+    feishu_injected_failure,
+    feishu_meeting_operation,
+)
 from meetings_app.sandbox.google import GOOGLE_ROUTES, google_authorize, google_injected_failure
 from meetings_app.sandbox.state import ProviderRequest, Reply, SandboxState, control_error
 from meetings_app.sandbox.zoom import ZOOM_ROUTES, zoom_authorize, zoom_injected_failure
@@ -84,19 +89,30 @@ def gateway_failure(status: int) -> Reply:
     return Reply(status, page.encode(), content_type="text/html")
 
 
-def perform(state: SandboxState, route: Route, request: ProviderRequest, params: list[str]) -> Reply:
+def operation_of(state: SandboxState, route: Route, request: ProviderRequest, params: list[str]) -> str:
+    """What the call is, for counting and injected faults: the route's operation, except that a Feishu calendar
+    call making, moving or ending a video meeting is a meeting create, update or cancel."""
+    if route.provider == "feishu":
+        return feishu_meeting_operation(state, request, route.operation, params)
+    return route.operation
+
+
+def perform(
+    state: SandboxState, route: Route, request: ProviderRequest, params: list[str], operation: str | None = None
+) -> Reply:
     """Apply one provider call: authorise it, maybe fail it on purpose (changing nothing), else act; then,
     if it took effect, maybe lose its answer on purpose (the change stays)."""
+    operation = operation or route.operation
     with state.lock:
         if route.operation == "token":
             return route.action(state, request, *params)
         if refusal := AUTHORIZERS[route.provider](state, request):
             return refusal
-        if state.should_fail(route.operation, route.provider):
-            return injected_failure(route.provider, route.operation, state.config["failStatus"])
+        if state.should_fail(operation, route.provider):
+            return injected_failure(route.provider, operation, state.config["failStatus"])
         reply = route.action(state, request, *params)
         # Only a call that was done can lose its answer: a refusal is answered as usual and uses up no count.
-        if not (took_effect(route.provider, reply) and state.should_lose_answer(route.operation, route.provider)):
+        if not (took_effect(route.provider, reply) and state.should_lose_answer(operation, route.provider)):
             return reply
         delay = state.config["applyThenDelayMs"] / 1000
         lost = gateway_failure(state.config["applyThenFailStatus"])
@@ -113,7 +129,8 @@ def serve(state: SandboxState, request: ProviderRequest) -> Reply:
     if found is None:
         return control_error(404, "NOT_FOUND", f"No endpoint {request.method} {request.path}.")
     route, params = found
-    state.count(route.operation)
-    if (latency := state.latency_seconds(route.operation)) > 0:
+    operation = operation_of(state, route, request, params)
+    state.count(operation)
+    if (latency := state.latency_seconds(operation)) > 0:
         time.sleep(latency)
-    return perform(state, route, request, params)
+    return perform(state, route, request, params, operation)

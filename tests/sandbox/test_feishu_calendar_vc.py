@@ -265,8 +265,9 @@ def test_reservations_and_event_meetings_live_side_by_side(sandbox, headers):
 
 
 def test_a_lost_create_repeated_with_its_idempotency_key_answers_the_same_event(sandbox, headers):
+    # An event that makes a video meeting is a meeting create, for counting and injected faults alike.
     body = feishu_event(unix_in(48), unix_in(49), vchat=VC)
-    requests.post(f"{sandbox.url}/_sandbox/config", json={"applyThenFailNext": {"calendar": 1}}, timeout=5)
+    requests.post(f"{sandbox.url}/_sandbox/config", json={"applyThenFailNext": {"create": 1}}, timeout=5)
 
     lost = create_event(sandbox, headers, body)
     repeated = create_event(sandbox, headers, body)
