@@ -87,9 +87,23 @@ class Sandbox:
         """`{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {...}}`: what the sandbox injected."""
         return requests.get(f"{self.url}/_sandbox/injected", timeout=5).json()
 
-    def calendar_events(self, *, status: str | None = None) -> list[dict]:
+    def calendar_events(self, *, status: str | None = None, video_meetings: bool = False) -> list[dict]:
+        """The participants' calendar events; with `video_meetings`, also the app calendar's events that are a
+        Feishu meeting themselves (FEISHU_MEETING_VIA=calendar), which invite nobody."""
         events = requests.get(f"{self.url}/_sandbox/calendar-events", timeout=5).json()["events"]
-        return [e for e in events if status is None or e["status"] == status]
+        return [
+            e
+            for e in events
+            if (status is None or e["status"] == status) and (video_meetings or not e.get("videoMeeting"))
+        ]
+
+    @staticmethod
+    def meeting_id_of(meeting: dict) -> str:
+        """The id our meetings table keeps for a sandbox meeting (a Feishu calendar meeting is addressed by its
+        calendar and event)."""
+        if meeting.get("source") == "calendar":
+            return f"calendar:{meeting['calendarId']}|{meeting['eventId']}"
+        return str(meeting["id"])
 
 
 def queue_consumers() -> dict[str, str]:

@@ -219,6 +219,8 @@ def _event_view(event: CalendarEvent) -> dict:
         "end": _event_time(event.provider, end),
         "meetingUrl": meeting_url,
         "attendees": attendees,
+        # The event made a Feishu video meeting (vchat vc_type "vc"): the meeting itself, not an invitation.
+        "videoMeeting": getattr(event, "meeting_id", None) is not None,
     }
 
 

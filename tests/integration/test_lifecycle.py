@@ -126,7 +126,7 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
         (new_start, new_start + timedelta(minutes=45))
     }
     assert operation_finished(first["sessionId"]).state == MeetingOperationState.SUCCEEDED
-    [meeting] = [m for m in sandbox.meetings() if m["id"] == session.meeting.provider_meeting_id]
+    [meeting] = [m for m in sandbox.meetings() if sandbox.meeting_id_of(m) == session.meeting.provider_meeting_id]
     assert meeting["duration"] == 45
     assert meeting["startTime"].startswith(new_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"))
     assert ("update", "success") in [(r["operation"], r["status"]) for r in result_events(first["sessionId"])]
