@@ -43,6 +43,8 @@ STACK_SETTINGS = {
     "NOTIFICATION_RETRY_BACKOFF_SECONDS": "0.1",
     "NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS": "0.4",
     "REMINDER_SEND_INTERVAL_SECONDS": "1",
+    # The sweep re-drives a notification delivery still undelivered this long after its last progress.
+    "NOTIFICATION_STUCK_AFTER_SECONDS": "2",
 }
 
 
