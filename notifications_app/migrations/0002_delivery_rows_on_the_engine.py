@@ -275,18 +275,6 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(carry_rows_over, migrations.RunPython.noop),
         migrations.RemoveField(
-            model_name="emaildelivery",
-            name="recipient",
-        ),
-        migrations.RemoveField(
-            model_name="failednotification",
-            name="recipient",
-        ),
-        migrations.RemoveField(
-            model_name="failednotification",
-            name="retried_by",
-        ),
-        migrations.RemoveField(
             model_name="reminder",
             name="sent_at",
         ),

@@ -143,9 +143,7 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
     offset = new_start - session.scheduled_at
     wait_for(
         lambda: sorted(
-            Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING).values_list(
-                "due_at", flat=True
-            )
+            Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING).values_list("due_at", flat=True)
         )
         == [due + offset for due in reminders_before],
         what="the reminders re-timed",
