@@ -6,9 +6,9 @@ prometheus_client's multiprocess mode: every process writes its own files under 
 (tests, `manage.py shell`) the process's own registry is served. The gunicorn config
 (`booking_project/gunicorn.conf.py`) tells the library when a web worker has died.
 
-Some figures are read at scrape time instead, because they are facts of the database and the broker, not of
-one process: sessions waiting for their meeting (and those waiting longer than the alert's threshold), the
-provider work rows waiting for a person (by kind), and the Celery queue's depth.
+Two figures are read at scrape time instead, because they are facts of the database and the broker, not of
+one process: sessions waiting for their meeting (and those waiting longer than the alert's threshold), and
+the Celery queue's depth.
 """
 
 import hmac
@@ -65,9 +65,10 @@ PROVIDER_CALL_ERRORS = Counter(
     "Failed meeting provider calls, by provider, operation and error class.",
     ["provider", "operation", "error"],
 )
+
 PROVIDER_WORK_UNEXPECTED_ERRORS = Counter(
     "booking_provider_work_unexpected_errors",
-    "Provider work steps that raised something other than a provider's answer (a bug, a refused value), by kind.",
+    "Provider-work steps that raised something other than a provider's answer (a bug, a refused write), by kind.",
     ["kind"],
 )
 
@@ -137,7 +138,14 @@ class ScrapeTimeCollector:
         )
         over.add_metric([f"{threshold:g}"], late)
         yield over
-        yield _needs_person()
+        from booking_project.provider_work import rows_needing_person_counts
+
+        needs_person = GaugeMetricFamily(
+            NEEDS_PERSON, "Provider work that gave up and waits for a person, by kind.", labels=["kind"]
+        )
+        for kind, count in rows_needing_person_counts().items():
+            needs_person.add_metric([kind], count)
+        yield needs_person
         depths = _queue_depths()
         if depths is not None:
             family = GaugeMetricFamily(
@@ -146,21 +154,6 @@ class ScrapeTimeCollector:
             for queue, depth in depths.items():
                 family.add_metric([queue], depth)
             yield family
-
-
-def _needs_person() -> GaugeMetricFamily:
-    """The one manual-intervention surface as a figure: rows of each kind of provider work that wait for a
-    person (a saga, a notification delivery, a reminder)."""
-    from booking_project.provider_work import WORK_KINDS, rows_needing_person_counts
-
-    family = GaugeMetricFamily(
-        NEEDS_PERSON, "Provider work rows that gave up and wait for a person, by kind.", labels=["kind"]
-    )
-    counts = rows_needing_person_counts()
-    for name in sorted(WORK_KINDS):
-        if name in counts:
-            family.add_metric([name], counts[name])
-    return family
 
 
 # kombu's Redis transport keeps a queue's messages of priority p > 0 in a list named queue + SEP + p.

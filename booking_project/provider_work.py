@@ -7,7 +7,8 @@ lost message costs a delay, never the work. What every kind shares lives here, o
 
 - moving the row's state under the lock its caller holds, refusing a move its transition table does not allow;
 - the attempt: claimed compare-and-set with a lease before the provider is called (an attempt found open after
-  its lease belongs to a worker that died mid-call), renewed when a token fetch delayed the call;
+  its lease belongs to a worker that died mid-call); the token is fetched before the claim, so the lease
+  counts from the provider call, not from the wait for a token;
 - the wait: one backoff (jitter, `Retry-After` honoured, one cap), kept as the row's `not_before`; a Celery
   countdown is used only for waits shorter than PROVIDER_WORK_MAX_COUNTDOWN_SECONDS, far below the broker's
   visibility timeout, and the sweep wakes a row whose `not_before` has come;
@@ -23,7 +24,6 @@ Nothing here knows a domain: each app registers its kinds (`work_kind_register`)
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -125,18 +125,15 @@ def attempt_lease_held(row: ProviderWorkRow, *, now: datetime) -> bool:
     )
 
 
-def attempt_prepare(client: Any, *, operation: str, model: type[models.Model], pk: Any, attempt_id: Any) -> None:
-    """Have the client's token ready before its call. A slow token endpoint must not eat the attempt's lease
-    (another worker would take the attempt over as dead): when the wait was long, the lease starts again now,
-    compare-and-set on the attempt so a taken-over attempt is left alone."""
-    started = time.monotonic()
-    client.prepare(operation=operation)
-    if time.monotonic() - started > LEASE_RENEW_AFTER_SECONDS:
-        model.objects.filter(pk=pk, attempt_id=attempt_id).update(attempt_started_at=timezone.now())
-
-
-# A token ready within this long leaves the lease as it was claimed (the lease has room for a few requests).
-LEASE_RENEW_AFTER_SECONDS = 1.0
+def client_ready(client: Any, *, operation: str) -> None:
+    """Have the client's access token ready before an attempt is claimed. The lease of an attempt counts from
+    its provider call: a token endpoint that stalls holds up only the callers waiting for that token, with no
+    attempt open, so no lease runs out during the wait and no live work is taken over as dead. A token that
+    cannot be had now is left to the call itself, which meets the same answer and classifies it."""
+    try:
+        client.prepare(operation=operation)
+    except ProviderError as error:
+        logger.info("provider_work.token_not_ready", extra={"operation": operation, "error": str(error)[:300]})
 
 
 def work_backoff(attempt: int, *, retry_after: float | None = None) -> float:
@@ -193,6 +190,9 @@ def _unexpected_error(kind: WorkKind, key: Any, error: Exception) -> WorkStep:
         exhausted = count >= settings.PROVIDER_WORK_MAX_UNEXPECTED_ERRORS
         delay = work_backoff(count)
         kind.model.objects.filter(**filters).update(
+            # Nobody is on the attempt any more: the next run takes it over at once, as a lost answer (the step
+            # may have reached the provider before it broke).
+            attempt_started_at=None,
             unexpected_errors=F("unexpected_errors") + 1,
             last_error=f"unexpected error: {message}",
             not_before=None if exhausted else not_before_in(delay),

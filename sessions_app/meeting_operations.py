@@ -28,7 +28,7 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
-    attempt_prepare,
+    client_ready,
     not_before_in,
     retry_after_too_long,
     wait_step,
@@ -95,6 +95,12 @@ def meeting_operation_advance(*, operation_id: UUID) -> WorkStep:
 
 
 def _advance(operation_id: UUID) -> WorkStep:
+    # The provider's token before the attempt is claimed: the lease counts from the call, not the token.
+    provider = (
+        MeetingOperation.objects.filter(id=operation_id).values_list("session__meeting_provider", flat=True).first()
+    )
+    if provider:
+        client_ready(meeting_provider_client(provider), operation="update")
     decision = _claim(operation_id)
     if isinstance(decision, _CallPlan):
         return _provider_call(decision)
@@ -190,13 +196,6 @@ def _superseded_because(operation: MeetingOperation, session: Session) -> str:
 def _provider_call(plan: _CallPlan) -> WorkStep:
     manager = MeetingManager()
     try:
-        attempt_prepare(
-            meeting_provider_client(plan.meeting.provider),
-            operation=plan.kind,
-            model=MeetingOperation,
-            pk=plan.operation_id,
-            attempt_id=plan.attempt_id,
-        )
         if plan.kind == MeetingOperationKind.CANCEL:
             manager.cancel_meeting(meeting_id=plan.meeting.id)
         else:

@@ -36,7 +36,7 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
-    attempt_prepare,
+    client_ready,
     not_before_in,
     retry_after_too_long,
     step_loop,
@@ -126,7 +126,14 @@ def saga_advance(*, session_id: UUID, event_id: UUID | None = None) -> SagaStep:
     """Do the next steps of the session's saga. `event_id` is the `session.created` event being handled;
     without it (a re-drive) the saga continues from wherever it stands."""
     run = _Run(session_id=session_id, event_id=event_id)
-    return work_run(SAGA_WORK, session_id, lambda: step_loop(_claim(run), _STEPS, run))
+    return work_run(SAGA_WORK, session_id, lambda: _provider_ready(run) or step_loop(_claim(run), _STEPS, run))
+
+
+def _provider_ready(run: "_Run") -> None:
+    """The provider's token before the attempt is claimed (the lease counts from the call, not the token)."""
+    provider = Session.objects.filter(id=run.session_id).values_list("meeting_provider", flat=True).first()
+    if provider:
+        client_ready(meeting_provider_client(provider), operation="create")
 
 
 @dataclass
@@ -240,7 +247,6 @@ def _meeting_create(run: _Run) -> "str | SagaStep":
                 provider=plan.provider,
                 operation="create",
             )
-        attempt_prepare(client, operation="create", model=MeetingSaga, pk=plan.session_id, attempt_id=plan.attempt_id)
         meeting = None
         if plan.recovering and not client.repeat_create_is_safe:
             meeting = manager.find_meeting(provider=plan.provider, request=plan.request)
@@ -474,23 +480,15 @@ def _compensate(run: _Run) -> SagaStep:
 def _leftover_cancel(saga: MeetingSaga, session: Session) -> str:
     """Cancel the meeting a lost answer may have made; the reason to ask a person when nobody can tell."""
     request = meeting_request_for(session, saga_round=saga.round)
-    client = meeting_provider_client(session.meeting_provider)
-    manager = MeetingManager()
     log = {"sessionId": str(session.id), "provider": session.meeting_provider}
-    if client.repeat_create_is_safe:
-        # Asking again with the same idempotency key answers the meeting the lost call made (or makes it now):
-        # either way it is then known, and cancelled.
-        found = manager.create_meeting(provider=session.meeting_provider, request=request)
-    elif client.can_find_by_reference:
-        found = manager.find_meeting(provider=session.meeting_provider, request=request)
-    else:
+    if not request.host_id:
+        return ""  # no account could host it: no call was ever sent
+    try:
+        cancelled = MeetingManager().leftover_cancel(provider=session.meeting_provider, request=request)
+    except ValueError:
         logger.warning("saga.leftover_unknown", extra=log)
         return _reason_maybe_left_behind_of(session.meeting_provider, request)
-    if found is not None:
-        manager.cancel_meeting(meeting_id=found.id)
-        logger.info("saga.leftover_cancelled", extra={**log, "meetingId": str(found.id)})
-    else:
-        logger.info("saga.leftover_none", extra=log)
+    logger.info("saga.leftover_checked", extra={**log, "cancelled": cancelled})
     return ""
 
 
