@@ -264,8 +264,12 @@ def test_a_lost_message_cannot_strand_a_session(people, sandbox, stack):
     session = session_settled(booked["sessionId"], timeout=30)
 
     assert session.status == SessionStatus.SCHEDULED
-    redriven = [e for e in stack.log_events("worker") if e.get("event") == "saga.sweep_redrive"]
-    assert any(booked["sessionId"] in e["sessionIds"] for e in redriven)
+    redriven = [
+        e
+        for e in stack.log_events("worker")
+        if e.get("event") == "provider_work.sweep_redrive" and e.get("kind") == "meeting_saga"
+    ]
+    assert any(booked["sessionId"] in e["rowIds"] for e in redriven)
 
 
 def test_a_booking_made_while_redis_is_down_is_provisioned_when_it_is_back(people, sandbox, stack):
