@@ -15,8 +15,8 @@ from tests.conftest import BOOK_URL, booking_body
 from tests.factories import UserFactory, future
 from tests.notification_factories import (
     CalendarEventFactory,
-    EmailDeliveryFactory,
-    FailedNotificationFactory,
+    GivenUpDeliveryFactory,
+    NotificationDeliveryFactory,
     ReminderFactory,
 )
 
@@ -52,8 +52,8 @@ def booked(counselor_api, student, mentor) -> dict:
     # Notifications come from the worker; one row of each so their pages have something to show.
     CalendarEventFactory(session_id=response.json()["sessionId"])
     ReminderFactory(session_id=response.json()["sessionId"])
-    EmailDeliveryFactory(session_id=response.json()["sessionId"])
-    FailedNotificationFactory(session_id=response.json()["sessionId"])
+    NotificationDeliveryFactory(session_id=response.json()["sessionId"])
+    GivenUpDeliveryFactory(session_id=response.json()["sessionId"])
     return response.json()
 
 

@@ -170,7 +170,7 @@ def test_a_meeting_the_provider_will_not_cancel_goes_to_the_manual_intervention_
     assert saga.resolved_by == operator and saga.resolved_at is not None
 
 
-def test_the_same_created_event_delivered_twice_makes_one_meeting(people, sandbox):
+def test_the_same_created_event_delivered_twice_makes_one_meeting(people, sandbox, stack):
     sandbox.configure(latencyMs=800)
     booked = book(people, provider="zoom")
     event = OutboxEvent.objects.get(type__endswith=".session.created", payload__sessionId=booked["sessionId"])
@@ -178,11 +178,23 @@ def test_the_same_created_event_delivered_twice_makes_one_meeting(people, sandbo
     outbox_event_publish(event=event)  # a second delivery while the first is with the provider
     session = session_settled(booked["sessionId"])
     outbox_event_publish(event=event)  # and a late third one
-    time.sleep(1.5)
+    # Each delivery handled by the worker, the duplicates included (not a guess at how long they take).
+    wait_for(lambda: len(provisions_handled(stack, event.id)) >= 3, what="the three deliveries to be handled")
 
     assert session.status == SessionStatus.SCHEDULED
     assert len(sandbox.meetings()) == 1
     assert sandbox.requests_received()["create"] == 1
+
+
+def provisions_handled(stack, event_id) -> list[dict]:
+    """The worker's log lines of `sessions.provision_meeting` runs for this event that have ended."""
+    return [
+        line
+        for line in stack.log_events("worker")
+        if line.get("event", "").startswith("Task sessions.provision_meeting[")
+        and " succeeded in " in line.get("event", "")
+        and str(event_id) in str(line.get("data", {}).get("kwargs", ""))
+    ]
 
 
 def test_retry_from_meeting_failed_reaches_scheduled(people, sandbox):
