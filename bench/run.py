@@ -180,7 +180,8 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
             if phase in args.skip:
                 continue
             say(f"{phase}: {args.rate:g} bookings/s for {args.provision_seconds:g} s, sandbox latency "
-                f"{args.latency_ms:g} ms, failure rate {fail_rate:g}, creates' answers lost {unknown_rate:g}")  # fmt: skip
+                f"{args.latency_ms:g} ms, failure rate {fail_rate:g}, "
+                f"creates' answers lost {unknown_rate:g}")  # fmt: skip
             report[phase] = _provisioning(args, stack, seed, plan, fail_rate=fail_rate, unknown_rate=unknown_rate)
             report[phase]["loadAfter"] = load_average()
 
