@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 
 import icalendar
 import pytest
+import redis
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
@@ -153,3 +154,39 @@ def test_two_reminder_senders_at_once_send_each_due_reminder_exactly_once(settin
     recipients = sorted(ours + workers)
     assert len(recipients) == 24 and len(set(recipients)) == 24
     assert sum(counts) == len(ours)
+
+
+def test_notifications_whose_messages_were_lost_all_arrive_once_the_notifier_is_back(people, sandbox, stack):
+    # given: the notifier is down while sessions are booked and scheduled
+    stack.stop("notifier")
+    try:
+        sessions = [session_settled(book(people, hours=90 + i)["sessionId"]) for i in range(2)]
+        assert {s.status for s in sessions} == {SessionStatus.SCHEDULED}
+        # the fan-out is rows already, written with each result, whatever becomes of its messages
+        wait_for(
+            lambda: NotificationDelivery.objects.filter(session_id__in=[s.id for s in sessions]).count() == 2 * 5,
+            what="the delivery rows of both sessions",
+        )
+        # when: the broker loses every message (a Redis restart without persistence)
+        redis.Redis.from_url(stack.redis_url).flushdb()
+    finally:
+        stack.start_notifier()
+
+    # then: the sweep re-drives the deliveries and every calendar event and email arrives, each once
+    for session in sessions:
+        wait_for(lambda s=session: len(events_of(sandbox, s.topic)) == 2, timeout=40, what="both calendar events")
+        for person in (people["mentor"], people["student"]):
+            wait_for(
+                lambda p=person, s=session: emails_to(stack, p.email, f"Session booked: {s.topic}"),
+                timeout=40,
+                what=f"the email to {person}",
+            )
+    wait_for(
+        lambda: not NotificationDelivery.objects.filter(session_id__in=[s.id for s in sessions])
+        .exclude(state=DeliveryState.DELIVERED)
+        .exists(),
+        what="every delivery delivered",
+    )
+    for session in sessions:
+        assert len(events_of(sandbox, session.topic)) == 2
+        assert len([m for m in stack.emails() if m["Subject"] == f"Session booked: {session.topic}"]) == 2
