@@ -70,6 +70,57 @@ class ProviderWorkRow(models.Model):
         abstract = True
 
 
+class NeedsPersonRow(models.Model):
+    """The one manual-intervention surface: work that gave up asks a person with a reason, and keeps who dealt
+    with it, when, and how (`needs_person_flag`, `needs_person_resolve`)."""
+
+    requires_manual_intervention = models.BooleanField(default=False)
+    manual_intervention_reason = models.TextField(blank=True)
+    manual_intervention_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
+def needs_person_flag(row: Any, *, transitions: Mapping[str, Collection[str]], reason: str, **fields: Any) -> None:
+    """Ask a person about the row (locked by the caller), `reason` added to any reason still open."""
+    reasons = row.manual_intervention_reason if row.requires_manual_intervention else ""
+    work_move(
+        row,
+        fields.pop("to", row.state),
+        transitions=transitions,
+        requires_manual_intervention=True,
+        manual_intervention_reason="\n".join(filter(None, [reasons, reason])),
+        manual_intervention_at=timezone.now(),
+        resolved_by=None,
+        resolved_at=None,
+        resolution_note="",
+        **fields,
+    )
+
+
+def needs_person_resolve(row: Any, *, transitions: Mapping[str, Collection[str]], actor: Any, note: str) -> bool:
+    """A person dealt with the row (locked by the caller): it leaves the queue with who, when and the note.
+    False when it was not waiting for anyone."""
+    if not row.requires_manual_intervention:
+        return False
+    work_move(
+        row,
+        row.state,
+        transitions=transitions,
+        requires_manual_intervention=False,
+        resolved_by=actor,
+        resolved_at=timezone.now(),
+        resolution_note=note,
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class WorkStep:
     """What the courier should do next: nothing, or look at the row again in `retry_in` seconds. A wait too

@@ -31,6 +31,8 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
+    needs_person_flag,
+    needs_person_resolve,
     not_before_in,
     retry_after_too_long,
     wait_step,
@@ -293,20 +295,14 @@ def _smtp_refused(error: Exception) -> bool:
 
 def _give_up(row: NotificationWorkRow, transitions: dict, reason: str, **fields: Any) -> None:
     """Under the caller's lock: the work ends, and a person is asked to look (the admin's queue, the metric)."""
-    now = timezone.now()
-    work_move(
+    needs_person_flag(
         row,
-        DeliveryState.GIVEN_UP,
         transitions=transitions,
+        reason=reason[:4000],
+        to=DeliveryState.GIVEN_UP,
         **fields,
         attempt_id=None,
-        finished_at=now,
-        requires_manual_intervention=True,
-        manual_intervention_reason=reason[:4000],
-        manual_intervention_at=now,
-        resolved_by=None,
-        resolved_at=None,
-        resolution_note="",
+        finished_at=timezone.now(),
     )
     logger.warning("notifications.given_up", extra={**_log(row), "attempts": row.attempts, "reason": reason[:300]})
 
@@ -749,16 +745,7 @@ def notification_resolve(*, row: NotificationWorkRow, actor: User | None, note: 
         if locked is None or not locked.requires_manual_intervention:
             return False
         transitions = REMINDER_TRANSITIONS if isinstance(locked, Reminder) else DELIVERY_TRANSITIONS
-        work_move(
-            locked,
-            locked.state,
-            transitions=transitions,
-            requires_manual_intervention=False,
-            resolved_by=actor,
-            resolved_at=timezone.now(),
-            resolution_note=note,
-        )
-    return True
+        return needs_person_resolve(locked, transitions=transitions, actor=actor, note=note)
 
 
 # ---------------------------------------------------------------------------------------------------------

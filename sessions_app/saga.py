@@ -37,6 +37,7 @@ from booking_project.provider_work import (
     WorkStep,
     attempt_lease_held,
     client_ready,
+    needs_person_flag,
     not_before_in,
     retry_after_too_long,
     step_loop,
@@ -573,17 +574,7 @@ def saga_manual_intervention_flag(*, session_id: UUID, reason: str) -> None:
 
 
 def _manual_intervention_flag(saga: MeetingSaga, reason: str) -> None:
-    reasons = saga.manual_intervention_reason if saga.requires_manual_intervention else ""
-    _move(
-        saga,
-        saga.state,
-        requires_manual_intervention=True,
-        manual_intervention_reason="\n".join(filter(None, [reasons, reason])),
-        manual_intervention_at=timezone.now(),
-        resolved_by=None,
-        resolved_at=None,
-        resolution_note="",
-    )
+    needs_person_flag(saga, transitions=SAGA_TRANSITIONS, reason=reason)
     logger.error("saga.manual_intervention", extra={"sessionId": str(saga.session_id), "reason": reason})
 
 
