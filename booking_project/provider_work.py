@@ -24,6 +24,7 @@ Nothing here knows a domain: each app registers its kinds (`work_kind_register`)
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -167,6 +168,31 @@ def work_move(row: models.Model, to: str, *, transitions: Mapping[str, Collectio
     for name, value in fields.items():
         setattr(row, name, value)
     row.save(update_fields=["state", "updated_at", *fields])
+
+
+def attempt_open(
+    row: ProviderWorkRow,
+    to: str,
+    *,
+    transitions: Mapping[str, Collection[str]],
+    now: datetime,
+    counted: bool = True,
+    **fields: Any,
+) -> uuid.UUID:
+    """Open an attempt on the row (locked by the caller, committed before the provider is called): its id, which
+    every later step compares before it records an answer, and its lease from `now`. `counted=False` re-opens a
+    taken-over attempt without spending one."""
+    attempt_id = uuid.uuid4()
+    work_move(
+        row,
+        to,
+        transitions=transitions,
+        attempt_id=attempt_id,
+        attempt_started_at=now,
+        attempts=row.attempts + (1 if counted else 0),
+        **fields,
+    )
+    return attempt_id
 
 
 def attempt_lease_held(row: ProviderWorkRow, *, now: datetime) -> bool:

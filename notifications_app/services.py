@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
+    attempt_open,
     needs_person_flag,
     needs_person_resolve,
     not_before_in,
@@ -200,15 +200,8 @@ def _claim(delivery_id: UUID) -> _Attempt | WorkStep:
             # Re-driven after the last attempt's courier died.
             _give_up(delivery, DELIVERY_TRANSITIONS, f"no attempt left ({delivery.last_error or 'none recorded'})")
             return DONE
-        attempt_id = uuid.uuid4()
-        work_move(
-            delivery,
-            DeliveryState.RUNNING,
-            transitions=DELIVERY_TRANSITIONS,
-            attempts=delivery.attempts + 1,
-            attempt_id=attempt_id,
-            attempt_started_at=now,
-            not_before=None,
+        attempt_id = attempt_open(
+            delivery, DeliveryState.RUNNING, transitions=DELIVERY_TRANSITIONS, now=now, not_before=None
         )
     return _Attempt(
         delivery_id=delivery.id,
@@ -600,15 +593,8 @@ def _reminder_claim(*, reminder_id: UUID | None = None) -> _ReminderAttempt | Wo
         if reminder.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
             _give_up(reminder, REMINDER_TRANSITIONS, f"no attempt left ({reminder.last_error or 'none recorded'})")
             return DONE
-        attempt_id = uuid.uuid4()
-        work_move(
-            reminder,
-            DeliveryState.RUNNING,
-            transitions=REMINDER_TRANSITIONS,
-            attempts=reminder.attempts + 1,
-            attempt_id=attempt_id,
-            attempt_started_at=now,
-        )
+        # Its not_before stays: it is the reminder's due time.
+        attempt_id = attempt_open(reminder, DeliveryState.RUNNING, transitions=REMINDER_TRANSITIONS, now=now)
     return _ReminderAttempt(
         reminder_id=reminder.id,
         attempt_id=attempt_id,
