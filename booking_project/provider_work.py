@@ -91,6 +91,8 @@ class NeedsPersonRow(models.Model):
 def needs_person_flag(row: Any, *, transitions: Mapping[str, Collection[str]], reason: str, **fields: Any) -> None:
     """Ask a person about the row (locked by the caller), `reason` added to any reason still open."""
     reasons = row.manual_intervention_reason if row.requires_manual_intervention else ""
+    if reason in reasons.split("\n"):
+        reason = ""  # asked already, and not yet answered
     work_move(
         row,
         fields.pop("to", row.state),
@@ -280,7 +282,16 @@ def _unexpected_error(kind: WorkKind, key: Any, error: Exception) -> WorkStep:
     reason = f"It stopped on an unexpected error {count} times ({message}); the work was given up."
     logger.error("provider_work.given_up", extra={"kind": kind.name, "rowId": str(key), "error": message})
     kind.give_up(key, reason)
+    # A row the give-up could not finish (its own step breaks too) waits for its person: the sweep looks at it
+    # again only once an hour, not every period.
+    kind.model.objects.filter(**filters).exclude(state__in=list(kind.final_states)).update(
+        not_before=not_before_in(GIVEN_UP_RECHECK_SECONDS)
+    )
     return DONE
+
+
+# How often the sweep looks again at a row that was given up but could not be finished.
+GIVEN_UP_RECHECK_SECONDS = 3600
 
 
 def rows_due_claim(kind: WorkKind, *, now: datetime, limit: int = 500) -> list[Any]:
