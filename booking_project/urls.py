@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
+from booking_project.admin_queue import work_queue_view
 from booking_project.errors import api_not_found
 from booking_project.metrics import metrics_view
 from sessions_app.apis import (
@@ -30,7 +31,12 @@ api_patterns = [
     re_path(r"^api/", api_not_found),
 ]
 
+# The admin's index links the operators' one queue (templates/admin/booking_index.html).
+admin.site.index_template = "admin/booking_index.html"
+
 urlpatterns = [
+    # Staff only (the admin's login); each action checks its own permission.
+    path("admin/queue/", admin.site.admin_view(work_queue_view), name="admin-work-queue"),
     path("admin/", admin.site.urls),
     # Prometheus scrapes it (booking_project/metrics.py); METRICS_TOKEN guards it where it must be.
     path("metrics", metrics_view, name="metrics"),

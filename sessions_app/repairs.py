@@ -57,6 +57,18 @@ def meeting_move_retry(*, session_id: UUID, actor_id: UUID | None) -> bool:
     return True
 
 
+def saga_person_retry(*, session_id: UUID, actor_id: UUID | None) -> bool:
+    """The queue's one "retry" for a session: the provider call its flag is about, asked again now. A scheduled
+    session's meeting is moved to the session's time (a move that failed); any other session's meeting that is
+    still active is cancelled (a cancel or a compensation that failed). False when neither applies or the
+    provider refused again (kept as the saga's last error); a possible leftover nobody can look up (a Feishu
+    reservation) is only ever resolved by a person."""
+    session = Session.objects.filter(id=session_id).values_list("status", flat=True).first()
+    if session == SessionStatus.SCHEDULED:
+        return meeting_move_retry(session_id=session_id, actor_id=actor_id)
+    return saga_meeting_cancel_retry(session_id=session_id, actor_id=actor_id)
+
+
 def saga_last_error_note(*, session_id: UUID, error: str) -> None:
     """Keep what an operator's repair attempt ran into, for the next person who looks."""
     with transaction.atomic():
