@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -30,8 +30,25 @@ class IdempotentRequest:
     response_status: int = 201
 
 
-def request_fingerprint(body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def booking_fingerprint(data: dict[str, Any]) -> str:
+    """What makes two booking requests the same booking: their parsed, validated bodies, not their bytes. A
+    start written with `Z` or `+00:00` or `+08:00` is one instant; `studentId` is `studentIds` of one; a
+    missing provider or topic is the default one."""
+    return _fingerprint(
+        {
+            "sessionType": data["sessionType"],
+            "studentIds": [str(student_id) for student_id in data["studentIds"]],
+            "mentorId": str(data["mentorId"]),
+            "start": data["scheduledStartTime"].astimezone(UTC).isoformat(),
+            "duration": data["duration"],
+            "meetingProvider": data.get("meetingProvider") or settings.DEFAULT_MEETING_PROVIDER,
+            "topic": data.get("topic") or None,
+        }
+    )
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

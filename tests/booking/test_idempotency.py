@@ -1,6 +1,6 @@
 """Idempotency-Key on booking (API.md "Book")."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.utils import timezone
 
@@ -107,3 +107,41 @@ def test_a_key_older_than_a_day_is_free_again(counselor_api, mentor, student):
 
     assert again.status_code == 201
     assert Session.objects.count() == 2
+
+
+def test_the_same_instant_written_another_way_is_the_same_request(counselor_api, mentor, student):
+    # given a booking whose start is written in UTC with "Z"
+    start = future().astimezone(UTC)
+    body = booking_body(student=student, mentor=mentor, start=start)
+    body["scheduledStartTime"] = start.isoformat().replace("+00:00", "Z")
+    first = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-instant"})
+    assert first.status_code == 201, first.content
+
+    # when it is sent again with the same key, the start written as +00:00, then as +08:00, and the student as
+    # a list of one
+    plus_zero = {**body, "scheduledStartTime": start.isoformat()}
+    as_list = {k: v for k, v in body.items() if k != "studentId"} | {
+        "scheduledStartTime": start.astimezone(timezone.get_fixed_timezone(8 * 60)).isoformat(),
+        "studentIds": [str(student.id)],
+    }
+    again = [
+        counselor_api.post(BOOK_URL, other, format="json", headers={"Idempotency-Key": "k-instant"})
+        for other in (plus_zero, as_list)
+    ]
+
+    # then it is the first booking, answered again, not a reused key
+    assert [r.status_code for r in again] == [201, 201], [r.content for r in again]
+    assert all(r.json() == first.json() and r["Idempotent-Replayed"] == "true" for r in again)
+    assert Session.objects.count() == 1
+
+
+def test_a_bare_body_difference_that_means_another_booking_is_still_422(counselor_api, mentor, student):
+    body = booking_body(student=student, mentor=mentor, topic="Resume review")
+    assert counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-topic"}).status_code == 201
+
+    other = counselor_api.post(
+        BOOK_URL, {**body, "topic": "Mock interview"}, format="json", headers={"Idempotency-Key": "k-topic"}
+    )
+
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
