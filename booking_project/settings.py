@@ -248,6 +248,7 @@ SAGA_MAX_ATTEMPTS = env.int("SAGA_MAX_ATTEMPTS", default=3)
 SAGA_CANCEL_MAX_ATTEMPTS = env.int("SAGA_CANCEL_MAX_ATTEMPTS", default=5)
 SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=2.0)
 SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float("SAGA_RETRY_BACKOFF_MAX_SECONDS", default=60.0)
+# The one cap on a provider's Retry-After for every provider work: asked to wait longer, the work gives up.
 SAGA_MAX_RETRY_AFTER_SECONDS = env.float("SAGA_MAX_RETRY_AFTER_SECONDS", default=300.0)
 # A cancel or reschedule changes the meeting afterwards (sessions_app/meeting_operations.py), with the
 # saga's backoff; a cancel that finds the meeting still being made waits this long between looks.
@@ -297,6 +298,10 @@ GOOGLE_CALENDAR_BASE_URL = env.str("GOOGLE_CALENDAR_BASE_URL", default="https://
 # The calendar the app writes events in (participants are invited as attendees). Feishu: empty means the app's
 # own primary calendar. Google: a calendar id the credentials may write ("primary": the service account's own).
 FEISHU_CALENDAR_ID = env.str("FEISHU_CALENDAR_ID", default="")
+# How a Feishu meeting is made (docs/feishu-meetings.md): "calendar", an app calendar event with a Feishu video
+# meeting and an idempotency key (a repeat after an unknown outcome is safe), or "reservation", owned by the
+# mentor (a possible leftover after an unknown outcome is flagged for a person).
+FEISHU_MEETING_VIA = env.str("FEISHU_MEETING_VIA", default="calendar")
 GOOGLE_CALENDAR_ID = env.str("GOOGLE_CALENDAR_ID", default="primary")
 # Google credentials: a service account key file (with GOOGLE_CALENDAR_SUBJECT, the Workspace user it acts as
 # under domain-wide delegation), or an access token minted elsewhere (the sandbox takes any).

@@ -14,9 +14,9 @@ from django.db.models.functions import Now
 
 from booking_project.db import connection_give_back
 from booking_project.errors import SlotConflict
+from booking_project.providers.outcomes import PermanentProviderError
 from calendar_app.models import SLOT_NO_OVERLAP, CalendarEvent, CalendarEventStatus, CalendarSlot, SlotStatus
 from calendar_app.providers.base import CalendarEventRequest
-from meetings_app.providers.base import PermanentProviderError
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"

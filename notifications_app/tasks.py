@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from booking_project.events import MEETING_OPERATION_RESULT, handles
-from meetings_app.providers.base import PermanentProviderError, TransientProviderError
+from booking_project.providers.outcomes import PermanentProviderError, TransientProviderError
 from notifications_app.models import Channel
 from notifications_app.services import (
     email_delivery_failed,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from booking_project.providers.http import ClientRegistry
 from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
 from calendar_app.providers.feishu import FeishuCalendarClient
 from calendar_app.providers.google import GoogleCalendarClient
-from meetings_app.providers.http import ClientRegistry
 
 __all__ = [
     "CalendarEventRequest",

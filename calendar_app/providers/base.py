@@ -1,5 +1,5 @@
-"""The one interface every calendar provider client offers. Errors are the meeting providers' two kinds
-(`meetings_app.providers.base`): transient (retry) and permanent (retrying cannot help)."""
+"""The one interface every calendar provider client offers. Errors are the provider layer's four kinds of
+answer (`booking_project.providers.outcomes`)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ class CalendarProviderClient(ABC):
     @abstractmethod
     def delete(self, calendar_id: str, event_id: str) -> None:
         """Delete the event. An event the provider no longer has counts as deleted: no error."""
+
+    def prepare(self, *, operation: str) -> None:  # noqa: B027 - a client without a token has nothing to do
+        """Have what a call needs ready (an access token), so the call then waits only on its own answer."""
 
     def close(self) -> None:  # noqa: B027 - optional
         pass

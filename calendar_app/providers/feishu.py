@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,11 +10,9 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from booking_project.providers.feishu import CALENDARS_PATH, FeishuOpenApi
 from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
-from meetings_app.providers.feishu import FeishuOpenApi
 
-CALENDARS_PATH = "/open-apis/calendar/v4/calendars"
-PRIMARY_CALENDAR_PATH = f"{CALENDARS_PATH}/primary"
 EVENT_NOT_FOUND = 193001
 
 
@@ -25,7 +22,6 @@ class FeishuCalendarClient(CalendarProviderClient):
     def __init__(self, *, api: FeishuOpenApi, calendar_id: str = ""):
         self._api = api
         self._calendar_id = calendar_id
-        self._calendar_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, *, clock: Callable[[], float] = time.monotonic) -> FeishuCalendarClient:
@@ -76,17 +72,10 @@ class FeishuCalendarClient(CalendarProviderClient):
         self._api.close()
 
     def _app_calendar_id(self) -> str:
-        """The configured calendar, else the app's own primary calendar (asked once per process)."""
-        with self._calendar_lock:
-            if not self._calendar_id:
-                data = self._api.call("POST", PRIMARY_CALENDAR_PATH, operation="calendar.create")
-                try:
-                    self._calendar_id = str(data["calendars"][0]["calendar"]["calendar_id"])
-                except (KeyError, IndexError, TypeError):
-                    raise self._api.http.permanent(
-                        "the primary calendar answer carries no calendar_id", operation="calendar.create"
-                    ) from None
-            return self._calendar_id
+        return self._api.app_calendar_id(configured=self._calendar_id, operation="calendar.create")
+
+    def prepare(self, *, operation: str) -> None:
+        self._api.prepare(operation=operation)
 
 
 def _events_path(calendar_id: str) -> str:

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from booking_project.providers.http import AccessTokenCache, ProviderHttp, header_seconds, send_with_token
 from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
-from meetings_app.providers.http import AccessTokenCache, ProviderHttp, header_seconds, send_with_token
 
 SCOPES = ("https://www.googleapis.com/auth/calendar.events",)
 BASE32HEX = frozenset("0123456789abcdefghijklmnopqrstuv")
@@ -103,6 +103,9 @@ class GoogleCalendarClient(CalendarProviderClient):
         # 410 Gone: deleted before; 404: never there or purged. Either way it is not in anyone's calendar.
         if response.status_code not in (404, 410):
             self._check(response, operation="calendar.delete")
+
+    def prepare(self, *, operation: str) -> None:
+        self._tokens.token(operation=operation)
 
     def close(self) -> None:
         self._http.close()

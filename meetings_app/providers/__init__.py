@@ -6,6 +6,7 @@ process asks each provider for a token once an hour or two rather than once per 
 
 from __future__ import annotations
 
+from booking_project.providers.http import ClientRegistry
 from meetings_app.providers.base import (
     MeetingProviderClient,
     MeetingRequest,
@@ -15,7 +16,6 @@ from meetings_app.providers.base import (
     TransientProviderError,
 )
 from meetings_app.providers.feishu import FeishuMeetingClient
-from meetings_app.providers.http import ClientRegistry
 from meetings_app.providers.zoom import ZoomMeetingClient
 
 __all__ = [
@@ -42,6 +42,8 @@ CLIENT_SETTINGS = frozenset(
         "FEISHU_APP_ID",
         "FEISHU_APP_SECRET",
         "FEISHU_BASE_URL",
+        "FEISHU_MEETING_VIA",
+        "FEISHU_CALENDAR_ID",
         "ZOOM_ACCOUNT_ID",
         "ZOOM_CLIENT_ID",
         "ZOOM_CLIENT_SECRET",

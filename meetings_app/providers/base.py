@@ -1,9 +1,8 @@
-"""The one interface every meeting provider client offers, and the two kinds of error it may raise.
+"""The one interface every meeting provider client offers.
 
-A client speaks the provider's real HTTP API. It owns its access token (cached, refreshed before expiry
-and once more when the provider says it expired), puts a timeout on every request, and classifies every
-failure exactly once: `TransientProviderError` (worth retrying: timeouts, connection errors, 5xx, rate
-limits) or `PermanentProviderError` (retrying cannot help: other 4xx, business errors).
+A client speaks the provider's real HTTP API on the shared provider layer (`booking_project.providers`): its
+access token is cached there, every request has a timeout, and every answer is classified exactly once into
+done, refused, not done or unknown (`booking_project.providers.outcomes`).
 """
 
 from __future__ import annotations
@@ -13,28 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-
-class ProviderError(Exception):
-    """A provider call failed. `provider` and `operation` say which; the message never carries a secret."""
-
-    def __init__(self, message: str, *, provider: str, operation: str, status: int | None = None, code=None):
-        super().__init__(message)
-        self.provider = provider
-        self.operation = operation
-        self.status = status
-        self.code = code
-
-
-class TransientProviderError(ProviderError):
-    """Worth retrying. `retry_after` (seconds) is set when the provider said how long to wait."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
-
-class PermanentProviderError(ProviderError):
-    """Retrying cannot help: the request itself is refused."""
+from booking_project.providers.outcomes import (  # noqa: F401 - the errors a meeting client raises
+    NotDoneError,
+    OutcomeUnknownError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +31,9 @@ class MeetingRequest:
     start_time: datetime  # aware
     duration_minutes: int
     host_id: str  # Feishu: the owner's open_id. Zoom: the host's user id or email.
+    # The same for every attempt of one saga round: a provider that takes one (Feishu calendar) answers a
+    # repeated create with the meeting made the first time.
+    idempotency_key: str = ""
 
     @property
     def end_time(self) -> datetime:
@@ -69,6 +56,11 @@ class MeetingProviderClient(ABC):
     name: ClassVar[str]
     # Whether `find_by_reference` can look a meeting up (Zoom lists a host's meetings; Feishu cannot).
     can_find_by_reference: ClassVar[bool] = False
+    # Whether a create repeated with the same request answers the first meeting instead of making a second.
+    repeat_create_is_safe: bool = False
+
+    def prepare(self, *, operation: str) -> None:  # noqa: B027 - a client without a token has nothing to do
+        """Have what a call needs ready (an access token), so the call then waits only on its own answer."""
 
     @abstractmethod
     def create(self, request: MeetingRequest) -> ProvidedMeeting: ...
@@ -81,5 +73,6 @@ class MeetingProviderClient(ABC):
         """Cancel the meeting. A meeting the provider no longer knows counts as cancelled: no error."""
 
     def find_by_reference(self, request: MeetingRequest) -> ProvidedMeeting | None:
-        """The upcoming meeting of `request.host_id` made for `request.reference`, if the provider can tell."""
+        """The meeting of `request.host_id` made for `request.reference` (past start included, as long as it has
+        not expired), if the provider can tell."""
         return None

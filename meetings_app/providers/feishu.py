@@ -1,131 +1,42 @@
-"""Feishu (Lark) video meetings: a reservation (`vc/v1/reserves`) per meeting, made with a tenant access token.
+"""Feishu (Lark) video meetings, made one of two ways (`FEISHU_MEETING_VIA`; the choice and its reasons are in
+docs/feishu-meetings.md):
 
-Feishu answers `{"code": 0, "msg": ..., "data": {...}}`; a `code` other than 0 is an error even with HTTP 200.
+- `calendar` (default): an event in the app's calendar with `vchat.vc_type = "vc"`, for which Feishu makes the
+  video meeting and answers its link. The create carries an `idempotency_key` derived from the session and its
+  saga round, so a create repeated after an unknown outcome answers the meeting made the first time: certain.
+  The organizer is the app.
+- `reservation`: `vc/v1/reserves/apply`, owned by the mentor. Feishu can neither list reservations nor take an
+  idempotency key, so after an unknown outcome nobody can tell whether one was made: a person is asked to look.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import requests
 from django.conf import settings
 
+from booking_project.providers.feishu import CALENDARS_PATH, FeishuOpenApi
 from meetings_app.providers.base import MeetingProviderClient, MeetingRequest, ProvidedMeeting
-from meetings_app.providers.http import AccessTokenCache, ProviderHttp, describe, header_seconds, send_with_token
 
-TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 RESERVES_PATH = "/open-apis/vc/v1/reserves"
-
-RATE_LIMITED = 99991400
-TOKEN_INVALID = 99991661
-TOKEN_EXPIRED = 99991663
 RESERVE_NOT_FOUND = 121004
-
-# Feishu hands out a new tenant token once less than 30 minutes remain; asking 5 minutes ahead leaves room
-# for a slow call without ever sending a token that expires in flight.
-TOKEN_REFRESH_MARGIN_SECONDS = 5 * 60
-
+EVENT_NOT_FOUND = 193001
 
 # A reservation's end_time may be at most 30 days ahead (VC reserve apply).
 RESERVE_MAX_DAYS_AHEAD = 30
 
-
-class FeishuOpenApi:
-    """Feishu's open platform as one app sees it: the tenant access token (cached, refreshed before expiry and
-    once more when Feishu says it expired) and the reading of every answer into data or a classified error.
-    The meeting client (`vc/v1/reserves`) and the calendar client (`calendar/v4`) both speak through it."""
-
-    def __init__(
-        self,
-        *,
-        provider: str,
-        base_url: str,
-        app_id: str,
-        app_secret: str,
-        timeout_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.base_url = base_url.rstrip("/")
-        self._app_id = app_id
-        self._app_secret = app_secret
-        self.http = ProviderHttp(provider=provider, timeout_seconds=timeout_seconds, secrets=(app_secret,))
-        self._tokens = AccessTokenCache(
-            fetch=self._fetch_tenant_token, refresh_margin_seconds=TOKEN_REFRESH_MARGIN_SECONDS, clock=clock
-        )
-
-    @classmethod
-    def from_settings(cls, *, provider: str, clock: Callable[[], float] = time.monotonic) -> FeishuOpenApi:
-        return cls(
-            provider=provider,
-            base_url=settings.FEISHU_BASE_URL,
-            app_id=settings.FEISHU_APP_ID,
-            app_secret=settings.FEISHU_APP_SECRET,
-            timeout_seconds=settings.PROVIDER_TIMEOUT_SECONDS,
-            clock=clock,
-        )
-
-    def call(self, method: str, path: str, *, operation: str, done_codes: Collection[int] = (), **kwargs: Any) -> Any:
-        """The `data` of Feishu's answer; any other answer raised as transient or permanent. A `code` in
-        `done_codes` (e.g. "not found" on delete) counts as success."""
-        response = send_with_token(
-            self.http,
-            self._tokens,
-            method,
-            f"{self.base_url}{path}",
-            operation=operation,
-            token_refused=self._token_refused,
-            **kwargs,
-        )
-        return self._answer(response, operation=operation, done_codes=done_codes).get("data")
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _fetch_tenant_token(self, operation: str) -> tuple[str, float]:
-        response = self.http.send(
-            "POST",
-            f"{self.base_url}{TOKEN_PATH}",
-            operation=operation,
-            json={"app_id": self._app_id, "app_secret": self._app_secret},
-        )
-        body = self._answer(response, operation=operation)
-        token, lifetime = body.get("tenant_access_token"), body.get("expire")
-        if not isinstance(token, str) or not token or not isinstance(lifetime, int | float) or lifetime <= 0:
-            raise self.http.permanent("the tenant token answer carries no token and expire", operation=operation)
-        self.http.remember_token(token)
-        return token, float(lifetime)
-
-    def _token_refused(self, response: requests.Response) -> bool:
-        body = self.http.json_object(response)
-        return body is not None and body.get("code") in (TOKEN_INVALID, TOKEN_EXPIRED)
-
-    def _answer(self, response: requests.Response, *, operation: str, done_codes: Collection[int] = ()) -> dict:
-        """The body of a successful answer; every other answer raised as transient or permanent."""
-        body = self.http.json_object(response)
-        code = body.get("code") if body is not None else None
-        detail = body.get("msg") if body is not None else None
-        if code is not None and code in done_codes:
-            return body
-        if response.status_code == 429 or code == RATE_LIMITED:
-            retry_after = header_seconds(response.headers, "X-Ogw-Ratelimit-Reset", "Retry-After")
-            raise self.http.unavailable(
-                response, operation=operation, code=code, detail=detail, retry_after=retry_after
-            )
-        if response.status_code >= 500:
-            raise self.http.unavailable(response, operation=operation, code=code, detail=detail)
-        if response.status_code >= 400 or (body is not None and code != 0):
-            raise self.http.refused(response, operation=operation, code=code, detail=detail)
-        if body is None:
-            raise self.http.permanent(f"{describe(response)} is not a JSON object", operation=operation)
-        return body
+VIA_CALENDAR = "calendar"
+VIA_RESERVATION = "reservation"
+MEETING_VIA_CHOICES = (VIA_CALENDAR, VIA_RESERVATION)
 
 
 class FeishuMeetingClient(MeetingProviderClient):
     name = "feishu"
-    can_find_by_reference = False  # Feishu has no list of reservations to search.
+    can_find_by_reference = False  # Feishu has no list of reservations or of a calendar's vc meetings to search.
 
     def __init__(
         self,
@@ -134,8 +45,12 @@ class FeishuMeetingClient(MeetingProviderClient):
         app_id: str,
         app_secret: str,
         timeout_seconds: float,
+        via: str = VIA_CALENDAR,
+        calendar_id: str = "",
         clock: Callable[[], float] = time.monotonic,
     ):
+        if via not in MEETING_VIA_CHOICES:
+            raise ValueError(f"FEISHU_MEETING_VIA must be one of {', '.join(MEETING_VIA_CHOICES)}, not {via!r}")
         self._api = FeishuOpenApi(
             provider=self.name,
             base_url=base_url,
@@ -145,6 +60,10 @@ class FeishuMeetingClient(MeetingProviderClient):
             clock=clock,
         )
         self._http = self._api.http
+        self.via = via
+        self._calendar_id = calendar_id
+        # With the idempotency key a repeated create answers the first meeting (see the module's docstring).
+        self.repeat_create_is_safe = via == VIA_CALENDAR
 
     @classmethod
     def from_settings(cls, *, clock: Callable[[], float] = time.monotonic) -> FeishuMeetingClient:
@@ -153,10 +72,17 @@ class FeishuMeetingClient(MeetingProviderClient):
             app_id=settings.FEISHU_APP_ID,
             app_secret=settings.FEISHU_APP_SECRET,
             timeout_seconds=settings.PROVIDER_TIMEOUT_SECONDS,
+            via=settings.FEISHU_MEETING_VIA,
+            calendar_id=settings.FEISHU_CALENDAR_ID,
             clock=clock,
         )
 
+    def prepare(self, *, operation: str) -> None:
+        self._api.prepare(operation=operation)
+
     def create(self, request: MeetingRequest) -> ProvidedMeeting:
+        if self.via == VIA_CALENDAR:
+            return self._calendar_meeting_create(request)
         data = self._api.call(
             "POST",
             f"{RESERVES_PATH}/apply",
@@ -182,6 +108,12 @@ class FeishuMeetingClient(MeetingProviderClient):
             ) from None
 
     def update(self, provider_meeting_id: str, request: MeetingRequest) -> None:
+        if _is_calendar_meeting(provider_meeting_id):
+            calendar_id, event_id = _calendar_meeting_ids(provider_meeting_id)
+            self._api.call(
+                "PATCH", _event_path(calendar_id, event_id), operation="update", json=_calendar_meeting_times(request)
+            )
+            return
         self._api.call(
             "PUT",
             _reserve_path(provider_meeting_id),
@@ -190,7 +122,46 @@ class FeishuMeetingClient(MeetingProviderClient):
         )
 
     def cancel(self, provider_meeting_id: str) -> None:
+        if _is_calendar_meeting(provider_meeting_id):
+            calendar_id, event_id = _calendar_meeting_ids(provider_meeting_id)
+            self._api.call(
+                "DELETE", _event_path(calendar_id, event_id), operation="cancel", done_codes={EVENT_NOT_FOUND}
+            )
+            return
         self._api.call("DELETE", _reserve_path(provider_meeting_id), operation="cancel", done_codes={RESERVE_NOT_FOUND})
+
+    def _calendar_meeting_create(self, request: MeetingRequest) -> ProvidedMeeting:
+        if not request.idempotency_key:
+            raise ValueError("a Feishu calendar meeting needs the request's idempotency key")
+        calendar_id = self._api.app_calendar_id(configured=self._calendar_id, operation="create")
+        data = self._api.call(
+            "POST",
+            _events_path(calendar_id),
+            operation="create",
+            params={"idempotency_key": request.idempotency_key},
+            json={
+                "summary": request.topic,
+                # The session's marker, as Zoom's agenda carries it: a person looking at the app's calendar
+                # can tell which booking an event belongs to.
+                "description": f"Booking session {request.reference}",
+                **_calendar_meeting_times(request),
+                "vchat": {"vc_type": "vc"},
+                "attendee_ability": "none",
+            },
+        )
+        event = data.get("event") if isinstance(data, dict) else None
+        vchat = event.get("vchat") if isinstance(event, dict) else None
+        url = vchat.get("meeting_url") if isinstance(vchat, dict) else None
+        if not isinstance(event, dict) or not event.get("event_id") or not url:
+            raise self._http.permanent(
+                "the calendar meeting answer carries no event_id and vchat.meeting_url", operation="create"
+            )
+        return ProvidedMeeting(
+            provider_meeting_id=_calendar_meeting_id(calendar_id, str(event["event_id"])),
+            meeting_no=_meeting_no(str(url)),
+            join_url=str(url),
+            host_id=request.host_id,
+        )
 
     def close(self) -> None:
         self._api.close()
@@ -203,3 +174,41 @@ def _reserve_path(provider_meeting_id: str) -> str:
 def _unix_seconds(request: MeetingRequest) -> str:
     # Feishu's docs type end_time as a string of Unix seconds.
     return str(int(request.end_time.timestamp()))
+
+
+# A calendar meeting is addressed by its calendar and event; a reservation id never contains this separator.
+_CALENDAR_MEETING_PREFIX = "calendar:"
+
+
+def _is_calendar_meeting(provider_meeting_id: str) -> bool:
+    return provider_meeting_id.startswith(_CALENDAR_MEETING_PREFIX)
+
+
+def _calendar_meeting_id(calendar_id: str, event_id: str) -> str:
+    return f"{_CALENDAR_MEETING_PREFIX}{calendar_id}|{event_id}"
+
+
+def _calendar_meeting_ids(provider_meeting_id: str) -> tuple[str, str]:
+    calendar_id, _, event_id = provider_meeting_id.removeprefix(_CALENDAR_MEETING_PREFIX).rpartition("|")
+    return calendar_id, event_id
+
+
+def _events_path(calendar_id: str) -> str:
+    return f"{CALENDARS_PATH}/{quote(calendar_id, safe='')}/events"
+
+
+def _event_path(calendar_id: str, event_id: str) -> str:
+    return f"{_events_path(calendar_id)}/{quote(event_id, safe='')}"
+
+
+def _calendar_meeting_times(request: MeetingRequest) -> dict[str, Any]:
+    return {
+        "start_time": {"timestamp": str(int(request.start_time.timestamp())), "timezone": "UTC"},
+        "end_time": {"timestamp": str(int(request.end_time.timestamp())), "timezone": "UTC"},
+    }
+
+
+def _meeting_no(url: str) -> str:
+    """The number people dial, from the link (`https://vc.feishu.cn/j/123456789`); the link itself otherwise."""
+    last = urlsplit(url).path.rstrip("/").rpartition("/")[2]
+    return last if re.fullmatch(r"\d{6,}", last) else url[:64]

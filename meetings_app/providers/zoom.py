@@ -15,14 +15,14 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from booking_project.providers.http import AccessTokenCache, ProviderHttp, describe, header_seconds, send_with_token
 from meetings_app.providers.base import MeetingProviderClient, MeetingRequest, ProvidedMeeting
-from meetings_app.providers.http import AccessTokenCache, ProviderHttp, describe, header_seconds, send_with_token
 
 SCHEDULED_MEETING = 2
 TOKEN_INVALID = 124
 MEETING_NOT_FOUND = 3001
 LIST_PAGE_SIZE = 300
-# A host has far fewer upcoming meetings than this many pages; the bound only stops a provider that keeps
+# A host has far fewer scheduled meetings than this many pages; the bound only stops a provider that keeps
 # handing out page tokens from holding a worker forever.
 LIST_PAGE_LIMIT = 50
 
@@ -93,7 +93,8 @@ class ZoomMeetingClient(MeetingProviderClient):
         self._answer(response, operation="cancel", done=((404, MEETING_NOT_FOUND),))
 
     def find_by_reference(self, request: MeetingRequest) -> ProvidedMeeting | None:
-        params: dict[str, Any] = {"type": "upcoming", "page_size": LIST_PAGE_SIZE}
+        # `scheduled`, not `upcoming`: a session whose start has passed (a late re-drive) must still be found.
+        params: dict[str, Any] = {"type": "scheduled", "page_size": LIST_PAGE_SIZE}
         seen_page_tokens: set[str] = set()
         for _ in range(LIST_PAGE_LIMIT):
             response = self._send("GET", f"{_host_path(request.host_id)}/meetings", operation="find", params=params)
@@ -117,6 +118,9 @@ class ZoomMeetingClient(MeetingProviderClient):
             seen_page_tokens.add(next_page_token)
             params = {**params, "next_page_token": next_page_token}
         return None
+
+    def prepare(self, *, operation: str) -> None:
+        self._tokens.token(operation=operation)
 
     def close(self) -> None:
         self._http.close()

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
+from booking_project.providers.outcomes import PermanentProviderError, TransientProviderError
 from calendar_app.providers import (
     CalendarEventRequest,
     ProvidedCalendarEvent,
     calendar_provider_client,
     calendar_provider_clients_reset,
 )
-from meetings_app.providers.base import PermanentProviderError, TransientProviderError
 
 FEISHU = "https://feishu.test"
 TOKEN_URL = f"{FEISHU}/open-apis/auth/v3/tenant_access_token/internal"

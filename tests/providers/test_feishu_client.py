@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 
+from booking_project.providers.outcomes import NOT_DONE, UNKNOWN
 from meetings_app.providers import FeishuMeetingClient, meeting_provider_client
 from meetings_app.providers.base import (
     MeetingRequest,
@@ -43,6 +44,7 @@ def feishu_settings(settings):
     settings.FEISHU_APP_ID = APP_ID
     settings.FEISHU_APP_SECRET = APP_SECRET
     settings.PROVIDER_TIMEOUT_SECONDS = 4.0
+    settings.FEISHU_MEETING_VIA = "reservation"
     return settings
 
 
@@ -344,11 +346,24 @@ def test_http_429_with_retry_after_as_an_http_date_is_transient(feishu, provider
     assert 110 <= raised.value.retry_after <= 120
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_errors_are_transient(feishu, provider_api, status):
-    # given
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (500, {"code": 190003, "msg": "internal error"}, NOT_DONE),
+        (503, {"code": 190003, "msg": "internal error"}, NOT_DONE),
+        (500, "<html>Internal Server Error</html>", NOT_DONE),
+        (502, "<html>Bad Gateway</html>", UNKNOWN),
+        (503, "<html>Service Unavailable</html>", UNKNOWN),
+        (504, "", UNKNOWN),
+    ],
+)
+def test_server_errors_are_transient_and_a_gateways_answer_is_unknown(feishu, provider_api, status, body, kind):
+    # given: Feishu's own error body says it did not apply the call; a gateway's page says nothing of the kind
     give_tokens(provider_api, "t-first")
-    provider_api.add(responses.POST, APPLY_URL, status=status, body="<html>Bad Gateway</html>")
+    if isinstance(body, dict):
+        provider_api.add(responses.POST, APPLY_URL, status=status, json=body)
+    else:
+        provider_api.add(responses.POST, APPLY_URL, status=status, body=body)
 
     # when
     with pytest.raises(TransientProviderError) as raised:
@@ -356,15 +371,23 @@ def test_server_errors_are_transient(feishu, provider_api, status):
 
     # then
     assert raised.value.status == status
+    assert raised.value.kind == kind
     assert raised.value.retry_after is None
 
 
 @pytest.mark.parametrize(
-    "failure",
-    [requests.exceptions.ConnectTimeout(), requests.exceptions.ReadTimeout(), requests.exceptions.ConnectionError()],
-    ids=["connect-timeout", "read-timeout", "connection-error"],
+    ("failure", "kind"),
+    [
+        (requests.exceptions.ConnectTimeout(), NOT_DONE),
+        (requests.exceptions.ReadTimeout(), UNKNOWN),
+        (requests.exceptions.ConnectionError(), UNKNOWN),
+        (requests.exceptions.ChunkedEncodingError(), UNKNOWN),
+    ],
+    ids=["connect-timeout", "read-timeout", "connection-reset", "body-cut-short"],
 )
-def test_timeouts_and_connection_failures_are_transient(feishu, provider_api, failure):
+def test_timeouts_and_connection_failures_are_not_done_before_sending_and_unknown_after(
+    feishu, provider_api, failure, kind
+):
     # given
     give_tokens(provider_api, "t-first")
     provider_api.add(responses.POST, APPLY_URL, body=failure)
@@ -373,8 +396,9 @@ def test_timeouts_and_connection_failures_are_transient(feishu, provider_api, fa
     with pytest.raises(TransientProviderError) as raised:
         feishu.create(MEETING)
 
-    # then
+    # then: a request that may have left is never called "not done"
     assert raised.value.status is None
+    assert raised.value.kind == kind
     assert type(failure).__name__ in str(raised.value)
 
 

@@ -9,13 +9,13 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from booking_project.providers.outcomes import PermanentProviderError, TransientProviderError
 from calendar_app.providers import (
     CalendarEventRequest,
     ProvidedCalendarEvent,
     calendar_provider_client,
     calendar_provider_clients_reset,
 )
-from meetings_app.providers.base import PermanentProviderError, TransientProviderError
 
 GOOGLE = "https://google.test/calendar/v3"
 EVENTS_URL = f"{GOOGLE}/calendars/primary/events"

@@ -355,8 +355,8 @@ def test_find_by_reference_follows_the_next_page_token_to_the_meeting_carrying_t
         provider_meeting_id="333", meeting_no="333", join_url="https://us05web.zoom.us/j/333?pwd=abc", host_id=HOST
     )
     first, second = calls_to(provider_api, MEETINGS_URL)
-    assert query_of(first) == {"type": ["upcoming"], "page_size": ["300"]}
-    assert query_of(second) == {"type": ["upcoming"], "page_size": ["300"], "next_page_token": ["page-2-token"]}
+    assert query_of(first) == {"type": ["scheduled"], "page_size": ["300"]}
+    assert query_of(second) == {"type": ["scheduled"], "page_size": ["300"], "next_page_token": ["page-2-token"]}
     assert {call.request.headers["Authorization"] for call in (first, second)} == {"Bearer zoom-token-1"}
 
 

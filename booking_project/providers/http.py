@@ -1,14 +1,16 @@
-"""What the Feishu and Zoom clients share: one HTTP session with a timeout on every request, one reading of
-failures into transient and permanent errors, and one access-token cache.
+"""What every provider client shares: one HTTP session with a timeout on every request, one reading of every
+failure into the four kinds of answer (`outcomes.py`), one access-token cache, one backoff.
 
 The provider-specific parts (which body code means "rate limited", which answer means "token expired") stay in
-each client; everything here is provider-neutral.
+each client; everything here is provider-neutral. `meetings_app` and `calendar_app` build on this module and
+never import each other.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -22,17 +24,25 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from meetings_app.providers.base import PermanentProviderError, TransientProviderError
+from booking_project.providers.outcomes import (
+    NotDoneError,
+    OutcomeUnknownError,
+    PermanentProviderError,
+    TransientProviderError,
+)
 
 logger = logging.getLogger(__name__)
 
-# Failures of the connection itself: the provider may never have seen the request, or may have and not
-# answered. Either way another attempt can succeed.
-NETWORK_FAILURES: tuple[type[Exception], ...] = (
+# The connection was never made: the provider cannot have seen the request.
+NOT_SENT: tuple[type[Exception], ...] = (requests.exceptions.ConnectTimeout,)
+# The request may have left: a read timeout, a reset, a body cut short. The provider may have done it.
+ANSWER_LOST: tuple[type[Exception], ...] = (
     requests.Timeout,
     requests.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
 )
+# A gateway's answer, not the provider's: the request may have been carried out behind it.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
 
 # Provider text quoted in an error message is cut short: it is for a person reading a log, not a payload.
 PROVIDER_MESSAGE_LIMIT = 200
@@ -98,16 +108,47 @@ class ProviderHttp:
         return text
 
     def send(self, method: str, url: str, *, operation: str, **kwargs: Any) -> requests.Response:
-        """The provider's answer, whatever its status. A request that got no answer raises
-        TransientProviderError (or PermanentProviderError when the request could not even be made)."""
+        """The provider's answer, whatever its status, except a gateway's 502/503/504 (OutcomeUnknownError). A
+        request that got no answer raises NotDoneError when it never left (no connection) and
+        OutcomeUnknownError when it may have; PermanentProviderError when it could not even be made."""
         where = f"{method} {urlsplit(url).path}"
         try:
-            return self.session.request(method, url, timeout=self._timeout, **kwargs)
-        except NETWORK_FAILURES as error:
+            response = self.session.request(method, url, timeout=self._timeout, **kwargs)
+        except NOT_SENT as error:
             # The exception's own text is left out: it can quote the URL, headers or connection details.
-            raise self.transient(f"{where} got no answer ({type(error).__name__})", operation=operation) from error
+            raise self.not_done(f"{where} could not connect ({type(error).__name__})", operation=operation) from error
+        except ANSWER_LOST as error:
+            if _never_connected(error):
+                raise self.not_done(
+                    f"{where} could not connect ({type(error).__name__})", operation=operation
+                ) from error
+            raise self.unknown(f"{where} got no answer ({type(error).__name__})", operation=operation) from error
         except requests.RequestException as error:
             raise self.permanent(f"{where} could not be sent ({type(error).__name__})", operation=operation) from error
+        if response.status_code in GATEWAY_STATUSES and not self._provider_body(response):
+            raise self.unknown(
+                f"{describe(response)}: a gateway answered, the outcome is unknown",
+                operation=operation,
+                status=response.status_code,
+            )
+        return response
+
+    def _provider_body(self, response: requests.Response) -> bool:
+        """Whether the answer is the provider's own JSON error (which says what happened), not a gateway's page."""
+        return self.json_object(response) is not None
+
+    def not_done(self, message: str, *, operation: str, retry_after: float | None = None) -> NotDoneError:
+        return NotDoneError(
+            self._message(message, operation=operation),
+            provider=self.provider,
+            operation=operation,
+            retry_after=retry_after,
+        )
+
+    def unknown(self, message: str, *, operation: str, status: int | None = None) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
+            self._message(message, operation=operation), provider=self.provider, operation=operation, status=status
+        )
 
     def transient(
         self,
@@ -118,7 +159,7 @@ class ProviderHttp:
         code: Any = None,
         retry_after: float | None = None,
     ) -> TransientProviderError:
-        return TransientProviderError(
+        return NotDoneError(
             self._message(message, operation=operation),
             provider=self.provider,
             operation=operation,
@@ -158,7 +199,8 @@ class ProviderHttp:
         detail: Any = None,
         retry_after: float | None = None,
     ) -> TransientProviderError:
-        """The error for an answer that says "not now": rate limited or failing on the provider's side."""
+        """The error for an answer that says "not now": rate limited, or the provider's own error body saying it
+        failed (not applied). A gateway's 502/503/504 never gets here: `send` calls that unknown."""
         return self.transient(
             f"{describe(response)} unavailable{_code_text(code)}{_detail_text(detail)}",
             operation=operation,
@@ -182,6 +224,22 @@ class ProviderHttp:
 
     def _message(self, message: str, *, operation: str) -> str:
         return self.redact(f"{self.provider} {operation}: {message}")
+
+
+def _never_connected(error: Exception) -> bool:
+    """A refused or unresolvable connection: urllib3 says so with NewConnectionError or NameResolutionError."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    reason = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, NewConnectionError | NameResolutionError)
+
+
+def backoff_seconds(attempt: int, *, base: float, ceiling: float, retry_after: float | None = None) -> float:
+    """The one backoff of every provider work: exponential (base * 2^(attempt-1), capped at `ceiling`) with
+    jitter (half to all of it, so a crowd of retries spreads out), never shorter than the provider asked."""
+    top = min(ceiling, base * 2 ** max(attempt - 1, 0))
+    return max(random.uniform(top / 2, top), retry_after or 0.0)
 
 
 def describe(response: requests.Response) -> str:
@@ -224,9 +282,12 @@ TokenFetch = Callable[[str], tuple[str, float]]
 class AccessTokenCache:
     """One access token shared by every thread of a client.
 
-    The token is fetched by one thread while the others wait for it, reused until `refresh_margin_seconds`
-    before it expires, and dropped when the provider refuses it (`discard`). A refused token is dropped only
-    if it is still the cached one, so many threads refused at once cause a single refresh.
+    The token is reused until `refresh_margin_seconds` before it expires, and dropped when the provider refuses
+    it (`discard`; only if it is still the cached one, so many threads refused at once cause one refresh). When
+    it must be fetched, one thread fetches while the threads that need it wait for that fetch; no lock is held
+    across the network call, so a stalled token endpoint holds up only the callers of this token, and a caller
+    holding a valid token never waits. A waiter gives up after `wait_seconds` (the fetch's own timeouts bound
+    it anyway) with NotDoneError: its request never left.
     """
 
     def __init__(
@@ -235,23 +296,46 @@ class AccessTokenCache:
         fetch: TokenFetch,
         refresh_margin_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        wait_seconds: float = 60.0,
     ):
         self._fetch = fetch
         self._refresh_margin = refresh_margin_seconds
         self._clock = clock
+        self._wait_seconds = wait_seconds
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
+        self._fetching: threading.Event | None = None
 
     def token(self, *, operation: str) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._token.refresh_at:
+        while True:
+            with self._lock:
+                if self._token is not None and self._clock() < self._token.refresh_at:
+                    return self._token.value
+                fetch_done = self._fetching
+                leader = fetch_done is None
+                if leader:
+                    fetch_done = self._fetching = threading.Event()
+            if not leader:
+                if not fetch_done.wait(self._wait_seconds):
+                    raise NotDoneError(
+                        f"no access token after waiting {self._wait_seconds:g} s for its fetch",
+                        provider="token",
+                        operation=operation,
+                    )
+                continue  # fetched (or failed: then this thread may lead the next fetch)
+            try:
                 started = self._clock()
                 value, lifetime = self._fetch(operation)
                 # A token shorter-lived than the margin (a sandbox's) is still reused for half its life rather
                 # than fetched again for every call.
                 usable_for = max(lifetime - self._refresh_margin, lifetime / 2)
-                self._token = AccessToken(value=value, refresh_at=started + usable_for)
-            return self._token.value
+                with self._lock:
+                    self._token = AccessToken(value=value, refresh_at=started + usable_for)
+                return value
+            finally:
+                with self._lock:
+                    self._fetching = None
+                fetch_done.set()
 
     def discard(self, token: str) -> None:
         with self._lock:
