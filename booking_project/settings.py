@@ -233,6 +233,8 @@ if DEFAULT_MEETING_PROVIDER not in ("feishu", "zoom"):
 # Unset: the registry's defaults (sessions_app/types.py). Set to a comma-separated list to override.
 BILLABLE_SESSION_TYPES = env.list("BILLABLE_SESSION_TYPES", default=None)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# How often beat deletes the idempotency records older than the TTL (sessions_app.idempotency).
+IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS = env.float("IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS", default=3600.0)
 THROTTLE_BOOK_RATE = env.str("THROTTLE_BOOK_RATE", default="30/min")
 THROTTLE_ACTION_RATE = env.str("THROTTLE_ACTION_RATE", default="60/min")
 for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE):
@@ -267,6 +269,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions.saga_sweep",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
+    },
+    "idempotency-records-expire": {
+        "task": "sessions.idempotency_records_expire",
+        "schedule": IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS,
+        "options": {"expires": IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS},
     },
 }
 

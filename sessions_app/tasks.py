@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 
 from booking_project.events import SESSION_CANCELLED, SESSION_CREATED, SESSION_RESCHEDULED, handles
+from sessions_app.idempotency import idempotency_records_expire
 from sessions_app.meeting_operations import meeting_operation_advance, meeting_operations_redrive_due
 from sessions_app.models import OutboxEvent
 from sessions_app.outbox import outbox_relay
@@ -71,3 +72,8 @@ def sweep_sagas() -> int:
     for operation_id in operations:
         change_meeting.apply_async(kwargs={"operation_id": str(operation_id)})
     return len(due) + len(operations)
+
+
+@shared_task(name="sessions.idempotency_records_expire", acks_late=True)
+def expire_idempotency_records() -> int:
+    return idempotency_records_expire()
