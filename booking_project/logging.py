@@ -8,12 +8,14 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from django.http import HttpRequest
+
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 REDACTED = "[redacted]"
 # Every logged string is cut to this many characters before it is redacted: a request line with an 8 kB path
 # (or a megabyte of provider answer) is not worth keeping whole, and what redaction costs stays bounded.
-MAX_TEXT_CHARS = 4096
+MAX_TEXT_CHARS = 2048
 # A traceback keeps its end, where the exception and its innermost frames are.
 MAX_TRACEBACK_CHARS = 16384
 
@@ -81,8 +83,8 @@ def _traceback_redact(text: str) -> str:
 
 def redact_value(value: Any, depth: int = 0) -> Any:
     """A copy of `value` with sensitive fields and strings redacted; the caller's objects are left as they are.
-    Numbers, booleans, None, ids and times stay as they are; any other object is logged as its redacted text
-    (a request object's text holds its URL, query string included)."""
+    Numbers, booleans, None, ids and times stay as they are; a request is its method and path; any other object
+    is logged as its redacted text."""
     if value is None or isinstance(value, (bool, int, float, UUID, date, datetime)):
         return value
     if depth > 8:
@@ -93,6 +95,11 @@ def redact_value(value: Any, depth: int = 0) -> Any:
         return {k: REDACTED if _SENSITIVE_NAME.search(str(k)) else redact_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [redact_value(v, depth + 1) for v in value]
+    if isinstance(value, HttpRequest):
+        # Django's request logger passes the request. Its method and path say which request it was; its
+        # query string may carry a credential, and its repr costs more than all the redaction (it quotes the
+        # whole URL again).
+        return redact_text(f"{value.method} {value.path}")
     return redact_text(str(value))
 
 

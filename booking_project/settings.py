@@ -56,6 +56,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz, answered before anything else (booking_project/health.py).
+    "booking_project.health.HealthMiddleware",
     # First, so the booking latency histogram counts every other middleware too.
     "booking_project.metrics.BookingLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -154,13 +156,32 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# The broker and the cache (booking_project/redis_connections.py): redis://, or Sentinels as
+# sentinel://host1:26379;sentinel://host2:26379;... with REDIS_SENTINEL_MASTER naming the master.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+if REDIS_URL.strip().startswith("sentinel://") and not REDIS_SENTINEL_MASTER:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("REDIS_URL names Sentinels: set REDIS_SENTINEL_MASTER to the master's name.")
+# Redis is never needed to answer a request: a request waits for it a fraction of a second at most, and after
+# a failure this process leaves it alone for REDIS_RETRY_AFTER_SECONDS (the throttles count in the process,
+# the outbox relay publishes the events later).
+REDIS_CONNECT_TIMEOUT_SECONDS = env.float("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25)
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.5)
+REDIS_RETRY_AFTER_SECONDS = env.float("REDIS_RETRY_AFTER_SECONDS", default=2.0)
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, reaching Sentinels too, and failing open (booking_project/cache.py).
+        "BACKEND": "booking_project.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="booking"),
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        },
     }
 }
 
@@ -176,17 +197,26 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must fail fast when Redis is down: the booking has committed, and the outbox relay will
 # publish the event later. A request must not hang on the broker.
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=REDIS_CONNECT_TIMEOUT_SECONDS)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": 1,
-    "socket_timeout": 5,
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     # How kombu retries a lost connection when a message is published (the worker's consumer passes its own
-    # limits): once, at once, so a booking answers within about a second even with Redis down.
+    # limits): once, at once, so a booking answers within about half a second even with Redis down (and
+    # the next ones at once: booking_project.redis_connections.broker_circuit).
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+if REDIS_URL.strip().startswith("sentinel://"):
+    # kombu's sentinel transport asks the Sentinels for the master, and again after a failover.
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        **({"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}),
+    }
 CELERY_TASK_PUBLISH_RETRY = False
 # Notifications wait on calendar providers and mail servers: on a queue and a worker of their own (Procfile
 # `notifier`), a slow calendar never holds up the provisioning of meetings (the `worker`, default queue).

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from booking_project.events import event_type_get
+from booking_project.redis_connections import broker_circuit
 from sessions_app.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -22,8 +23,18 @@ def outbox_event_add(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
     """Record an event of a registered type. Call inside the transaction whose outcome it announces; the
     event is published once that transaction commits (and never if it rolls back)."""
     event = OutboxEvent.objects.create(type=type, version=event_type_get(type).version, payload=payload)
-    transaction.on_commit(partial(outbox_event_publish, event=event), robust=True)
+    transaction.on_commit(partial(_publish_after_commit, event=event), robust=True)
     return event
+
+
+def _publish_after_commit(*, event: OutboxEvent) -> None:
+    """Publish at once, unless the broker failed moments ago in this process: then leave the event to the
+    relay straight away, so that a request during an outage does not wait on the broker at all."""
+    if not broker_circuit.closed():
+        logger.info("outbox.publish_deferred", extra={"eventId": str(event.id), "eventType": event.type})
+        return
+    if not outbox_event_publish(event=event):
+        broker_circuit.trip("publishing an event failed (outbox.publish_failed)")
 
 
 def outbox_event_publish(*, event: OutboxEvent) -> bool:

@@ -115,6 +115,19 @@ def throttles_off(settings):
     settings.THROTTLE_ACTION_RATE = "none"
 
 
+@pytest.fixture(autouse=True)
+def redis_circuits_closed():
+    """Each test starts believing Redis is there: a test that stopped it must not leave this process skipping
+    it for the next one (booking_project/redis_connections.py)."""
+    from booking_project.redis_connections import broker_circuit, cache_circuit
+
+    broker_circuit.reset()
+    cache_circuit.reset()
+    yield
+    broker_circuit.reset()
+    cache_circuit.reset()
+
+
 @pytest.fixture
 def counselor(db) -> User:
     return CounselorFactory()

@@ -151,8 +151,9 @@ def test_a_request_for_an_8_kb_path_costs_the_redaction_well_under_a_millisecond
     # when the filter runs on it (the best of a few runs: the machine may be busy with other tests)
     best = min(cost() for _ in range(7))
 
-    # then it costs well under a millisecond: a generous bound, 2 ms (the quadratic patterns took 0.1-0.3 s)
-    assert best < 0.002, f"{best * 1000:.2f} ms"
+    # then it costs well under a millisecond (0.02-0.5 ms here): the bound is generous, 3 ms, for a busy machine;
+    # the patterns free to start anywhere took 0.1-0.3 s
+    assert best < 0.003, f"{best * 1000:.2f} ms"
 
 
 def test_a_long_text_is_cut_to_the_cap_and_what_is_kept_is_redacted(written_log):
@@ -166,7 +167,7 @@ def test_a_long_text_is_cut_to_the_cap_and_what_is_kept_is_redacted(written_log)
     assert line["event"].endswith("more characters]")
 
 
-def test_a_request_object_passed_as_an_extra_is_logged_as_its_redacted_text(written_log):
+def test_a_request_passed_as_an_extra_is_logged_as_its_method_and_path(written_log):
     from django.test import RequestFactory
 
     request = RequestFactory().get(f"/app/?access_token={ACCESS_TOKEN}&next=/")
@@ -174,7 +175,7 @@ def test_a_request_object_passed_as_an_extra_is_logged_as_its_redacted_text(writ
 
     (line,) = _lines(written_log)
     assert ACCESS_TOKEN not in json.dumps(line)
-    assert line["request"].startswith("<WSGIRequest: GET '/app/?access_token=[redacted]")
+    assert line["request"] == "GET /app/"
 
 
 @pytest.mark.parametrize(
