@@ -91,10 +91,9 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
     sandbox = f"http://127.0.0.1:{sandbox_port}"
     env = {
         **os.environ,
-        "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
         "DATABASE_URL": f"{server}/{db_name}",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "BENCH_REDIS_PORT": redis_port,
+        "BEAT_SCHEDULE_FILE": str(log_dir / "celerybeat-schedule"),
         "WEB_PORT": web_port,
         "SANDBOX_PORT": sandbox_port,
         "SANDBOX_LATENCY_MS": "0",
@@ -161,7 +160,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
 
         say("starting redis, sandbox, web (gunicorn), worker, notifier and beat")
         stack.start_redis()
-        stack.start(["sandbox", "web", "worker", "notifier", "beat"])
+        stack.start_together("sandbox", "web", "worker", "notifier", "beat")
         report["loadStackUp"] = load_average()
 
         if not {"provisioning", "fault"} <= args.skip:
@@ -175,7 +174,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
             report[phase]["loadAfter"] = load_average()
 
         if "api" not in args.skip:
-            stack.stop(["beat", "worker", "notifier"])
+            stack.stop("beat", "worker", "notifier")
             stack.redis().flushdb()  # the API phases' sagas are not provisioned (see the docstring)
             for concurrency in args.concurrency:
                 say(f"booking API at concurrency {concurrency} for {args.api_seconds:g} s")
@@ -183,7 +182,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         report["metricsSample"] = _metrics_sample(stack)
     finally:
         say("stopping everything the bench started")
-        stack.stop()
+        stack.stop_all()
         from django.db import connections
 
         _disconnect(connections)

@@ -66,10 +66,21 @@ PROVIDER_CALL_ERRORS = Counter(
     ["provider", "operation", "error"],
 )
 
+PROVIDER_WORK_UNEXPECTED_ERRORS = Counter(
+    "booking_provider_work_unexpected_errors",
+    "Provider-work steps that raised something other than a provider's answer (a bug, a refused write), by kind.",
+    ["kind"],
+)
+
 # Names of the figures collected at scrape time (the alert rules' test checks them too).
 PENDING_SESSIONS = "booking_sessions_pending_meeting"
 PENDING_SESSIONS_OVER_THRESHOLD = "booking_sessions_pending_meeting_over_threshold"
 QUEUE_DEPTH = "booking_queue_depth"
+NEEDS_PERSON = "booking_provider_work_needs_person"
+
+
+def provider_work_unexpected_error_observed(*, kind: str) -> None:
+    PROVIDER_WORK_UNEXPECTED_ERRORS.labels(kind=kind).inc()
 
 
 def booking_observed(*, status: int, seconds: float) -> None:
@@ -127,6 +138,14 @@ class ScrapeTimeCollector:
         )
         over.add_metric([f"{threshold:g}"], late)
         yield over
+        from booking_project.provider_work import rows_needing_person_counts
+
+        needs_person = GaugeMetricFamily(
+            NEEDS_PERSON, "Provider work that gave up and waits for a person, by kind.", labels=["kind"]
+        )
+        for kind, count in rows_needing_person_counts().items():
+            needs_person.add_metric([kind], count)
+        yield needs_person
         depths = _queue_depths()
         if depths is not None:
             family = GaugeMetricFamily(

@@ -286,6 +286,11 @@ SAGA_MAX_RETRY_AFTER_SECONDS = env.float("SAGA_MAX_RETRY_AFTER_SECONDS", default
 # saga's backoff; a cancel that finds the meeting still being made waits this long between looks.
 MEETING_OPERATION_MAX_ATTEMPTS = env.int("MEETING_OPERATION_MAX_ATTEMPTS", default=5)
 MEETING_OPERATION_WAIT_SECONDS = env.float("MEETING_OPERATION_WAIT_SECONDS", default=1.0)
+# The provider-work engine (booking_project/provider_work.py): a wait longer than this is the row's not_before,
+# woken by the sweep, never a Celery countdown (the Redis broker redelivers long countdowns after its visibility
+# timeout); a step failing on something other than a provider's answer is retried this many times, then given up.
+PROVIDER_WORK_MAX_COUNTDOWN_SECONDS = env.float("PROVIDER_WORK_MAX_COUNTDOWN_SECONDS", default=120.0)
+PROVIDER_WORK_MAX_UNEXPECTED_ERRORS = env.int("PROVIDER_WORK_MAX_UNEXPECTED_ERRORS", default=3)
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=5.0)
 # The relay leaves younger events to the on-commit publication, which is normally done within milliseconds.
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=2.0)
@@ -316,6 +321,9 @@ REMINDER_SEND_INTERVAL_SECONDS = env.float("REMINDER_SEND_INTERVAL_SECONDS", def
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
 NOTIFICATION_RETRY_BACKOFF_SECONDS = env.float("NOTIFICATION_RETRY_BACKOFF_SECONDS", default=10.0)
 NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS = env.float("NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+# The sweep re-drives a calendar event, email or reminder still undelivered after this long, whatever happened
+# to its message (a notifier down, a Redis restart without persistence).
+NOTIFICATION_STUCK_AFTER_SECONDS = env.int("NOTIFICATION_STUCK_AFTER_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE["reminders-send"] = {
     "task": "notifications.send_due_reminders",
     "schedule": REMINDER_SEND_INTERVAL_SECONDS,

@@ -19,7 +19,7 @@ class Meeting(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     provider = models.CharField(max_length=16, choices=MeetingProvider.choices)
     # Feishu's reserve id or Zoom's meeting id: what update and cancel address at the provider.
-    provider_meeting_id = models.CharField(max_length=128)
+    provider_meeting_id = models.CharField(max_length=255)
     meeting_no = models.CharField(max_length=64, blank=True)
     join_url = models.URLField(max_length=1000)
     host_id = models.CharField(max_length=128, blank=True)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from booking_project.db import connection_give_back
@@ -56,6 +56,32 @@ class MeetingManager:
         if provided is None:
             return None
         return self._store(provider=provider, provided=provided, request=request)
+
+    def leftover_cancel(self, *, provider: str, request: MeetingRequest) -> str | None:
+        """Cancel, at the provider, the meeting a call whose answer was lost may have made for
+        `request.reference`, without storing it first (storing may be what failed). A provider that takes an
+        idempotency key is asked again with it (answering the first meeting, or making it now) and that one is
+        cancelled; one that lists meetings is searched. Returns the provider's id of the meeting cancelled, None
+        when the provider shows none. Raises ValueError for a provider that can do neither: only a person can
+        look then."""
+        client = self._client_for(provider)
+        if client.repeat_create_is_safe:
+            provided = self._call(provider, "create", request.reference, lambda c: c.create(request))
+        elif client.can_find_by_reference:
+            provided = self._call(provider, "find", request.reference, lambda c: c.find_by_reference(request))
+        else:
+            raise ValueError(f"{provider} can neither repeat a create safely nor look a meeting up")
+        if provided is None:
+            return None
+        try:
+            meeting = self._store(provider=provider, provided=provided, request=request)
+        except DatabaseError:
+            # The table refuses it (what broke the saga in the first place): cancel it at the provider anyway.
+            logger.warning("meeting.leftover_not_stored", extra={"provider": provider, "sessionId": request.reference})
+            self._call(provider, "cancel", request.reference, lambda c: c.cancel(provided.provider_meeting_id))
+        else:
+            self.cancel_meeting(meeting_id=meeting.id)
+        return provided.provider_meeting_id
 
     def update_meeting(self, *, meeting_id: UUID, request: MeetingRequest) -> Meeting:
         meeting = Meeting.objects.get(id=meeting_id)

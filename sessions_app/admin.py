@@ -8,7 +8,6 @@ from django.utils.text import Truncator
 
 from booking_project.admin import ViewOnlyAdmin
 from booking_project.errors import ApplicationError
-from sessions_app.meeting_operations import meeting_move_retry
 from sessions_app.models import (
     AuditEntry,
     IdempotencyRecord,
@@ -19,7 +18,7 @@ from sessions_app.models import (
     Session,
     SessionStudent,
 )
-from sessions_app.saga import saga_meeting_cancel_retry, saga_resolve
+from sessions_app.repairs import meeting_move_retry, saga_meeting_cancel_retry, saga_resolve
 from sessions_app.services import session_reprovision
 
 
@@ -126,7 +125,9 @@ SAGA_FIELDS = [
     "attempts",
     "attempt_id",
     "attempt_started_at",
-    "retry_at",
+    "not_before",
+    "outcome_unknown",
+    "unexpected_errors",
     "meeting",
     "last_error",
     "compensation_reason",

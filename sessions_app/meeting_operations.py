@@ -5,14 +5,15 @@ meeting is changed at the provider afterwards, here: retried with the saga's bac
 `{type}.session.meeting.operation.result` event (operation `update` or `cancel`) for the notifications.
 When the provider will not do it, the session's saga goes to the operators' queue with the reason.
 
-As in the saga, the `MeetingOperation` row is the truth and tasks only carry its id: each step claims the
-row under a lock, the provider is called outside any transaction, and a duplicate courier changes nothing.
+As in the saga, the `MeetingOperation` row is a row of the provider-work engine (`booking_project.provider_work`)
+and the truth; tasks only carry its id: each step claims the row under a lock, the provider is called outside any
+transaction, and a duplicate courier changes nothing. A move or a cancel is idempotent, so one whose answer was
+lost is simply asked again, and the answer to the repeat says how it stands.
 """
 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,8 +23,29 @@ from django.utils import timezone
 
 from booking_project.events import SESSION_CANCELLED, SESSION_RESCHEDULED
 from booking_project.metrics import meeting_operation_observed
+from booking_project.provider_work import (
+    DONE,
+    WorkKind,
+    WorkStep,
+    attempt_lease_held,
+    client_ready,
+    not_before_in,
+    retry_after_too_long,
+    wait_step,
+    work_backoff,
+    work_kind_register,
+    work_move,
+    work_run,
+)
 from meetings_app.models import Meeting, MeetingStatus
-from meetings_app.providers.base import MeetingRequest, PermanentProviderError, ProviderError, TransientProviderError
+from meetings_app.providers import meeting_provider_client
+from meetings_app.providers.base import (
+    MeetingRequest,
+    OutcomeUnknownError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
 from meetings_app.services import MeetingManager
 from sessions_app.models import (
     MEETING_OPERATION_FINAL_STATES,
@@ -38,17 +60,7 @@ from sessions_app.models import (
 )
 from sessions_app.outbox import outbox_event_add
 from sessions_app.payloads import meeting_result_payload, session_changed_payload
-from sessions_app.saga import (
-    DONE,
-    SagaStep,
-    meeting_request_for,
-    saga_advance,
-    saga_backoff,
-    saga_last_error_note,
-    saga_manual_intervention_flag,
-    saga_resolve,
-)
-from sessions_app.state_rows import attempt_lease_held, state_move, stuck_rows_claim
+from sessions_app.saga import meeting_request_for, saga_advance, saga_manual_intervention_flag
 from sessions_app.types import session_type_get
 
 logger = logging.getLogger(__name__)
@@ -77,15 +89,25 @@ def meeting_operation_start(*, session: Session, kind: str, previous: dict[str, 
     return operation
 
 
-def meeting_operation_advance(*, operation_id: UUID) -> SagaStep:
+def meeting_operation_advance(*, operation_id: UUID) -> WorkStep:
     """Do the next step of the operation: wait for provisioning to settle, call the provider, or finish."""
+    return work_run(MEETING_OPERATION_WORK, operation_id, lambda: _advance(operation_id))
+
+
+def _advance(operation_id: UUID) -> WorkStep:
+    # The provider's token before the attempt is claimed: the lease counts from the call, not the token.
+    provider = (
+        MeetingOperation.objects.filter(id=operation_id).values_list("session__meeting_provider", flat=True).first()
+    )
+    if provider:
+        client_ready(meeting_provider_client(provider), operation="update")
     decision = _claim(operation_id)
     if isinstance(decision, _CallPlan):
         return _provider_call(decision)
     return decision
 
 
-def _claim(operation_id: UUID) -> "_CallPlan | SagaStep":
+def _claim(operation_id: UUID) -> "_CallPlan | WorkStep":
     with transaction.atomic():
         operation = (
             MeetingOperation.objects.select_for_update(of=("self",))
@@ -138,14 +160,14 @@ def _claim(operation_id: UUID) -> "_CallPlan | SagaStep":
                 attempts=operation.attempts + 1,
                 attempt_id=attempt_id,
                 attempt_started_at=now,
-                retry_at=None,
+                not_before=None,
             )
     if provisioning:
         # A cancel while the meeting is still being made. Driving the saga now ends it: a cancelled
         # session's saga makes no meeting, and undoes one it has just made. Then look again.
         step = saga_advance(session_id=session.id)
         logger.info("meeting_operation.waiting_for_provisioning", extra=_log(operation, sagaState=saga.state))
-        return SagaStep(retry_in=max(step.retry_in or 0.0, settings.MEETING_OPERATION_WAIT_SECONDS))
+        return WorkStep(retry_in=max(step.retry_in or 0.0, settings.MEETING_OPERATION_WAIT_SECONDS))
     logger.info("meeting_operation.attempt_started", extra=_log(operation, attempt=operation.attempts))
     return _CallPlan(
         operation_id=operation.id,
@@ -171,7 +193,7 @@ def _superseded_because(operation: MeetingOperation, session: Session) -> str:
     return "a later change of the session takes over" if later else ""
 
 
-def _provider_call(plan: _CallPlan) -> SagaStep:
+def _provider_call(plan: _CallPlan) -> WorkStep:
     manager = MeetingManager()
     try:
         if plan.kind == MeetingOperationKind.CANCEL:
@@ -188,12 +210,19 @@ def _provider_call(plan: _CallPlan) -> SagaStep:
     return DONE
 
 
-def _attempt_failed(plan: _CallPlan, error: ProviderError) -> SagaStep:
+def _attempt_failed(plan: _CallPlan, error: ProviderError) -> WorkStep:
     retryable = isinstance(error, TransientProviderError)
-    too_long = retryable and (error.retry_after or 0) > settings.SAGA_MAX_RETRY_AFTER_SECONDS
+    too_long = retryable and retry_after_too_long(error)
+    unknown = isinstance(error, OutcomeUnknownError)
     logger.warning(
         "meeting_operation.attempt_failed",
-        extra={"sessionId": str(plan.session_id), "operation": plan.kind, "error": str(error), "retryable": retryable},
+        extra={
+            "sessionId": str(plan.session_id),
+            "operation": plan.kind,
+            "error": str(error),
+            "retryable": retryable,
+            "outcomeUnknown": unknown,
+        },
     )
     with transaction.atomic():
         operation = _lock(plan.operation_id)
@@ -212,15 +241,16 @@ def _attempt_failed(plan: _CallPlan, error: ProviderError) -> SagaStep:
             )
             return DONE
         if retryable and not too_long and operation.attempts < settings.MEETING_OPERATION_MAX_ATTEMPTS:
-            delay = saga_backoff(operation.attempts, retry_after=error.retry_after)
+            delay = work_backoff(operation.attempts, retry_after=error.retry_after)
             _move(
                 operation,
                 MeetingOperationState.RETRY_WAIT,
                 attempt_id=None,
                 last_error=str(error),
-                retry_at=timezone.now() + timedelta(seconds=delay),
+                not_before=not_before_in(delay),
+                outcome_unknown=unknown,
             )
-            return SagaStep(retry_in=delay)
+            return wait_step(delay)
         _finish(
             operation,
             session,
@@ -235,7 +265,14 @@ def _finish(
     operation: MeetingOperation, session: Session, to: str, *, meeting: Meeting | None, reason: str = ""
 ) -> None:
     """End the operation and announce it; a failure also asks a person to act."""
-    _move(operation, to, attempt_id=None, finished_at=timezone.now(), last_error=reason or operation.last_error)
+    _move(
+        operation,
+        to,
+        attempt_id=None,
+        finished_at=timezone.now(),
+        last_error=reason or operation.last_error,
+        outcome_unknown=False,
+    )
     status = "success" if to == MeetingOperationState.SUCCEEDED else "failed"
     if reason:
         saga_manual_intervention_flag(session_id=session.id, reason=reason)
@@ -264,14 +301,11 @@ def _reason_failed(operation: MeetingOperation, session: Session, meeting: Meeti
 
 
 def meeting_operations_redrive_due(*, now=None, limit: int = 500) -> list[UUID]:
-    """Operations with no progress for SAGA_STUCK_AFTER_SECONDS (a lost message, a dead worker), marked as
-    re-driven now so that the next sweep waits another period."""
-    due = stuck_rows_claim(
-        MeetingOperation, key="id", final_states=MEETING_OPERATION_FINAL_STATES, now=now or timezone.now(), limit=limit
-    )
-    if due:
-        logger.warning("meeting_operation.sweep_redrive", extra={"count": len(due)})
-    return due
+    """Operations with no progress for SAGA_STUCK_AFTER_SECONDS (a lost message, a dead worker) or whose wait
+    has come, marked as re-driven now so that the next sweep waits another period (the engine's sweep)."""
+    from booking_project.provider_work import rows_due_claim
+
+    return rows_due_claim(MEETING_OPERATION_WORK, now=now or timezone.now(), limit=limit)
 
 
 def _lock(operation_id: UUID) -> MeetingOperation:
@@ -280,7 +314,7 @@ def _lock(operation_id: UUID) -> MeetingOperation:
 
 def _move(operation: MeetingOperation, to: str, **fields: Any) -> None:
     """Set the operation's state and fields on the row locked by the caller; refuses an illegal move."""
-    state_move(operation, to, transitions=MEETING_OPERATION_TRANSITIONS, **fields)
+    work_move(operation, to, transitions=MEETING_OPERATION_TRANSITIONS, **fields)
 
 
 def _fresh(meeting: Meeting) -> Meeting:
@@ -296,21 +330,44 @@ def _log(operation: MeetingOperation, **extra: Any) -> dict[str, Any]:
     }
 
 
-def meeting_move_retry(*, session_id: UUID, actor_id: UUID | None) -> bool:
-    """The operators' "retry moving the meeting": move the scheduled session's meeting to the session's
-    time now. On success the intervention is resolved; False when there is nothing to move or the provider
-    refused again (the error is kept as the saga's last error)."""
-    session = Session.objects.select_related("meeting").filter(id=session_id).first()
-    if session is None or session.status != SessionStatus.SCHEDULED or session.meeting is None:
-        return False
-    if session.meeting.status != MeetingStatus.ACTIVE:
-        return False
-    try:
-        MeetingManager().update_meeting(
-            meeting_id=session.meeting_id, request=meeting_request_for(session, host_id=session.meeting.host_id)
+def _operation_give_up(operation_id: UUID, reason: str) -> None:
+    """The engine's end for an operation that kept failing on something other than a provider: it fails, and
+    the session's saga asks a person to finish the change at the provider."""
+    with transaction.atomic():
+        operation = _lock(operation_id)
+        if operation.state in MEETING_OPERATION_FINAL_STATES:
+            return
+        session = operation.session
+        saga = MeetingSaga.objects.select_related("meeting").get(session_id=session.id)
+        meeting = saga.meeting
+        what = f"{operation.kind} of the session's meeting"
+        _finish(
+            operation,
+            session,
+            MeetingOperationState.FAILED,
+            meeting=meeting,
+            reason=f"The {what} was given up. {reason} Check the meeting at the provider.",
         )
-    except ProviderError as error:
-        saga_last_error_note(session_id=session_id, error=f"meeting move retry failed: {error}")
-        return False
-    saga_resolve(session_id=session_id, actor_id=actor_id, note="The meeting was moved to the session's time.")
-    return True
+
+
+def _redrive(operation_ids: list[UUID]) -> None:
+    from sessions_app.tasks import change_meeting
+
+    for operation_id in operation_ids:
+        change_meeting.apply_async(kwargs={"operation_id": str(operation_id)})
+
+
+MEETING_OPERATION_WORK = work_kind_register(
+    WorkKind(
+        name="meeting_operation",
+        label="meeting cancel or move",
+        model=MeetingOperation,
+        key="id",
+        final_states=MEETING_OPERATION_FINAL_STATES,
+        redrive=_redrive,
+        give_up=_operation_give_up,
+        stuck_after=lambda: settings.SAGA_STUCK_AFTER_SECONDS,
+        # A failed operation asks a person through its session's saga (one queue per session).
+        needs_person=None,
+    )
+)

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from booking_project.provider_work import ProviderWorkRow
 from meetings_app.models import MeetingProvider
 from sessions_app.types import SESSION_TYPE_CHOICES, SESSION_TYPES
 
@@ -164,28 +165,6 @@ SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
     # A counselor's retry starts a new round.
     SagaState.FAILED: frozenset({SagaState.PENDING}),
 }
-
-
-class ProviderWorkRow(models.Model):
-    """What a row driving provider calls keeps besides its state (sessions_app/state_rows.py moves it)."""
-
-    attempts = models.PositiveSmallIntegerField(default=0)
-    # The open provider call, committed before the call is made: found open later, it means a worker died
-    # mid-call (what it asked for may exist at the provider); a lease another worker may take over once it
-    # has run out.
-    attempt_id = models.UUIDField(null=True, blank=True)
-    attempt_started_at = models.DateTimeField(null=True, blank=True)
-    # When the next attempt is due after a transient failure (backoff, or the provider's Retry-After).
-    retry_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    # When the sweep last re-drove the row, so it re-drives a stuck one once per period, not every tick.
-    last_driven_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        abstract = True
 
 
 class MeetingSaga(ProviderWorkRow):

@@ -1,18 +1,26 @@
 """The meeting saga of a session (DESIGN.md phase two): create the meeting at the provider, schedule the
 session with it, or give back everything the booking held.
 
-The saga row (`MeetingSaga`) is the truth; Celery tasks only carry a session id to `saga_advance`, which
-reads the row and does the next step. Every function here is safe to run twice and from several workers
-at once: each step claims the row under a lock and changes it compare-and-set. No provider call is ever
-made inside a transaction.
+The saga row (`MeetingSaga`) is a row of the provider-work engine (`booking_project.provider_work`): the truth;
+Celery tasks only carry a session id to `saga_advance`, which reads the row and runs its steps as a loop over
+`_STEPS` (create the meeting → schedule the session → or compensate). Every step is safe to run twice and from
+several workers at once: each claims the row under a lock and changes it compare-and-set. No provider call is
+ever made inside a transaction.
+
+An answer that was lost (`OutcomeUnknownError`: a timeout, a reset, a gateway's 5xx) is not a failure: the
+meeting may exist. The row remembers it (`outcome_unknown`), and the next attempt, or the compensation, first
+looks for what may exist: a provider that takes an idempotency key (Feishu calendar) is simply asked again;
+Zoom lists the host's meetings and the one carrying the session's marker is adopted or cancelled; a Feishu
+reservation, which cannot be looked up, is flagged for a person with its owner, time and topic.
+
+The operators' repairs on the manual-intervention queue live in `sessions_app.repairs`.
 """
 
+import hashlib
 import logging
-import random
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -20,26 +28,39 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.models import User
 from accounts_app.selectors import meeting_host_id_for
 from booking_project.errors import InvalidState
 from booking_project.metrics import saga_result_observed
+from booking_project.provider_work import (
+    DONE,
+    WorkKind,
+    WorkStep,
+    attempt_lease_held,
+    client_ready,
+    not_before_in,
+    retry_after_too_long,
+    step_loop,
+    wait_step,
+    work_backoff,
+    work_kind_register,
+    work_move,
+    work_run,
+)
 from calendar_app.services import slots_attach_meeting, slots_cancel
 from holds_app.services import holds_release
 from meetings_app.models import Meeting, MeetingStatus
 from meetings_app.providers import meeting_provider_client
 from meetings_app.providers.base import (
     MeetingRequest,
+    OutcomeUnknownError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
 )
 from meetings_app.services import MeetingManager
-from sessions_app.audit import audit_record
 from sessions_app.models import (
     SAGA_FINAL_STATES,
     SAGA_TRANSITIONS,
-    AuditAction,
     MeetingSaga,
     OutboxEvent,
     SagaState,
@@ -48,21 +69,14 @@ from sessions_app.models import (
 )
 from sessions_app.outbox import outbox_event_add
 from sessions_app.payloads import meeting_result_payload
-from sessions_app.state_rows import attempt_lease_held, state_move, stuck_rows_claim
 from sessions_app.transitions import session_transition
 from sessions_app.types import session_type_get
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SagaStep:
-    """What the courier should do next: nothing, or run the saga again in `retry_in` seconds."""
-
-    retry_in: float | None = None
-
-
-DONE = SagaStep()
+# What the courier does next: nothing, or run the saga again in `retry_in` seconds (the engine's WorkStep).
+SagaStep = WorkStep
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,7 @@ class _CreatePlan:
     attempt_id: UUID
     provider: str
     request: MeetingRequest
-    # The previous attempt was left open by a worker that died mid-call: the meeting may already exist.
+    # The previous attempt's answer was lost (a timeout, a worker that died mid-call): the meeting may exist.
     recovering: bool
     # No attempt is left: only a meeting the dead worker made may still be adopted.
     attempts_exhausted: bool
@@ -96,7 +110,9 @@ def saga_restart(*, session_id: UUID, event_id: UUID) -> None:
         attempts=0,
         attempt_id=None,
         attempt_started_at=None,
-        retry_at=None,
+        not_before=None,
+        outcome_unknown=False,
+        unexpected_errors=0,
         meeting=None,
         compensation_reason="",
         cancel_attempts=0,
@@ -107,20 +123,31 @@ def saga_restart(*, session_id: UUID, event_id: UUID) -> None:
 
 
 def saga_advance(*, session_id: UUID, event_id: UUID | None = None) -> SagaStep:
-    """Do the next step of the session's saga. `event_id` is the `session.created` event being handled;
+    """Do the next steps of the session's saga. `event_id` is the `session.created` event being handled;
     without it (a re-drive) the saga continues from wherever it stands."""
-    decision = _claim(session_id=session_id, event_id=event_id)
-    if isinstance(decision, _CreatePlan):
-        return _meeting_create(decision)
-    if decision == SagaState.MEETING_CREATED:
-        return _backfill(session_id=session_id, event_id=event_id)
-    if decision == SagaState.COMPENSATING:
-        return _compensate(session_id=session_id, event_id=event_id)
-    return DONE
+    run = _Run(session_id=session_id, event_id=event_id)
+    return work_run(SAGA_WORK, session_id, lambda: _provider_ready(run) or step_loop(_claim(run), _STEPS, run))
 
 
-def _claim(*, session_id: UUID, event_id: UUID | None) -> "_CreatePlan | str | None":
-    """Under the saga row's lock, decide the next step; for a create, commit the attempt before the call."""
+def _provider_ready(run: "_Run") -> None:
+    """The provider's token before the attempt is claimed (the lease counts from the call, not the token)."""
+    provider = Session.objects.filter(id=run.session_id).values_list("meeting_provider", flat=True).first()
+    if provider:
+        client_ready(meeting_provider_client(provider), operation="create")
+
+
+@dataclass
+class _Run:
+    """One run of the saga's loop: which session, which event, and the create attempt the claim opened."""
+
+    session_id: UUID
+    event_id: UUID | None
+    plan: "_CreatePlan | None" = field(default=None)
+
+
+def _claim(run: _Run) -> "str | SagaStep":
+    """Under the saga row's lock, decide the first step; for a create, commit the attempt before the call."""
+    session_id, event_id = run.session_id, run.event_id
     log = {"sessionId": str(session_id), "eventId": str(event_id) if event_id else None}
     with transaction.atomic():
         saga = (
@@ -131,30 +158,37 @@ def _claim(*, session_id: UUID, event_id: UUID | None) -> "_CreatePlan | str | N
         )
         if saga is None:
             logger.warning("saga.unknown_session", extra=log)
-            return None
+            return DONE
         if event_id is not None and saga.event_id != event_id:
             logger.info("saga.event_ignored", extra={**log, "reason": "not this round's event"})
-            return None
+            return DONE
         if saga.state in SAGA_FINAL_STATES:
             logger.info("saga.event_ignored", extra={**log, "reason": f"saga already {saga.state}"})
-            return None
+            return DONE
         if saga.state in (SagaState.COMPENSATING, SagaState.MEETING_CREATED):
             return saga.state
         now = timezone.now()
         attempt_open = saga.state == SagaState.CREATING
-        attempt_fresh = attempt_open and attempt_lease_held(saga, now=now)
-        if attempt_fresh:
+        if attempt_open and attempt_lease_held(saga, now=now):
             # Another worker is calling the provider right now (a duplicate delivery): it finishes the step.
             logger.info("saga.busy", extra=log)
-            return None
+            return DONE
         session = saga.session
-        if session.status != SessionStatus.PENDING_MEETING and not attempt_open:
+        # An attempt left open by a worker that died mid-call is an answer lost like any other.
+        outcome_unknown = saga.outcome_unknown or attempt_open
+        if session.status != SessionStatus.PENDING_MEETING and not outcome_unknown:
             # The session moved on (cancelled) before any meeting was asked for: nothing to make or undo.
             _move(saga, SagaState.FAILED, finished_at=now, last_error=f"session {session.status} before provisioning")
-            return None
+            return DONE
         exhausted = saga.attempts >= settings.SAGA_MAX_ATTEMPTS
-        if exhausted and not attempt_open:
-            _move(saga, SagaState.COMPENSATING, compensation_reason=_reason_gave_up(session, saga.last_error))
+        if (exhausted or session.status != SessionStatus.PENDING_MEETING) and not attempt_open:
+            # Out of attempts (or no longer wanted), an unknown outcome included: compensation looks for it.
+            reason = (
+                _reason_gave_up(session, saga.last_error)
+                if session.status == SessionStatus.PENDING_MEETING
+                else _reason_moved_on(session.status)
+            )
+            _move(saga, SagaState.COMPENSATING, compensation_reason=reason, outcome_unknown=outcome_unknown)
             return SagaState.COMPENSATING
         attempt_id = uuid.uuid4()
         _move(
@@ -163,38 +197,47 @@ def _claim(*, session_id: UUID, event_id: UUID | None) -> "_CreatePlan | str | N
             attempt_id=attempt_id,
             attempt_started_at=now,
             attempts=saga.attempts if exhausted else saga.attempts + 1,
-            retry_at=None,
+            not_before=None,
+            outcome_unknown=outcome_unknown,
         )
     logger.info(
         "saga.attempt_started",
-        extra={**log, "provider": session.meeting_provider, "attempt": saga.attempts, "recovering": attempt_open},
+        extra={**log, "provider": session.meeting_provider, "attempt": saga.attempts, "recovering": outcome_unknown},
     )
-    return _CreatePlan(
+    run.plan = _CreatePlan(
         session_id=session_id,
         event_id=event_id,
         attempt_id=attempt_id,
         provider=session.meeting_provider,
-        request=meeting_request_for(session),
-        recovering=attempt_open,
+        request=meeting_request_for(session, saga_round=saga.round),
+        recovering=outcome_unknown,
         attempts_exhausted=exhausted,
         session_status=session.status,
     )
+    return SagaState.CREATING
 
 
-def meeting_request_for(session: Session, *, host_id: str | None = None) -> MeetingRequest:
+def meeting_request_for(session: Session, *, host_id: str | None = None, saga_round: int = 1) -> MeetingRequest:
     """What the provider is asked for the session: its topic and time, hosted by `host_id` (by default
-    the mentor's account at the provider)."""
+    the mentor's account at the provider). The idempotency key is the same for every attempt of one saga round
+    and differs between rounds (a retried session gets a new meeting)."""
     return MeetingRequest(
         reference=str(session.id),
         topic=session.topic,
         start_time=session.scheduled_at,
         duration_minutes=session.duration_minutes,
         host_id=host_id or meeting_host_id_for(user_id=session.mentor_id, provider=session.meeting_provider),
+        idempotency_key=str(
+            uuid.UUID(bytes=hashlib.sha256(f"meeting:{session.id}:{saga_round}".encode()).digest()[:16])
+        ),
     )
 
 
-def _meeting_create(plan: _CreatePlan) -> SagaStep:
+def _meeting_create(run: _Run) -> "str | SagaStep":
+    """Ask the provider for the meeting, after looking for the one a lost answer may have made."""
+    plan = run.plan
     manager = MeetingManager()
+    client = meeting_provider_client(plan.provider)
     started = time.perf_counter()
     log = {"sessionId": str(plan.session_id), "eventId": _str(plan.event_id), "provider": plan.provider}
     try:
@@ -205,27 +248,26 @@ def _meeting_create(plan: _CreatePlan) -> SagaStep:
                 operation="create",
             )
         meeting = None
-        if plan.recovering:
+        if plan.recovering and not client.repeat_create_is_safe:
             meeting = manager.find_meeting(provider=plan.provider, request=plan.request)
             if meeting is not None:
                 logger.info("saga.meeting_adopted", extra={**log, "meetingId": str(meeting.id)})
-            elif not meeting_provider_client(plan.provider).can_find_by_reference:
+            elif not client.can_find_by_reference:
                 # Flagged at once: whatever happens to this attempt, a person must check the provider.
                 with transaction.atomic():
-                    _manual_intervention_flag(
-                        _lock(plan.session_id),
-                        f"A {plan.provider} reservation may have been left behind by a worker that died mid-call: "
-                        f"owner {plan.request.host_id}, end time {plan.request.end_time.isoformat()}, "
-                        f"topic {plan.request.topic!r}. Check the owner's reservations and delete the extra one.",
-                    )
+                    _manual_intervention_flag(_lock(plan.session_id), _reason_maybe_left_behind(plan))
         if meeting is None:
             if plan.session_status != SessionStatus.PENDING_MEETING:
-                return _give_up(plan, reason=f"The session was {plan.session_status} while its meeting was being made.")
+                return _give_up(plan, reason=_reason_moved_on(plan.session_status))
             if plan.attempts_exhausted:
                 return _attempt_failed(plan, error=None)
+            # With an idempotency key (Feishu calendar), a repeat after a lost answer is the lookup itself.
             meeting = manager.create_meeting(provider=plan.provider, request=plan.request)
     except TransientProviderError as error:
-        logger.warning("saga.attempt_failed", extra={**log, "error": str(error), "retryable": True})
+        unknown = isinstance(error, OutcomeUnknownError)
+        logger.warning(
+            "saga.attempt_failed", extra={**log, "error": str(error), "retryable": True, "outcomeUnknown": unknown}
+        )
         return _attempt_failed(plan, error=error)
     except PermanentProviderError as error:
         logger.warning("saga.attempt_failed", extra={**log, "error": str(error), "retryable": False})
@@ -237,63 +279,72 @@ def _meeting_create(plan: _CreatePlan) -> SagaStep:
     return _meeting_stored(plan, meeting=meeting)
 
 
-def _attempt_failed(plan: _CreatePlan, *, error: TransientProviderError | None) -> SagaStep:
-    """A transient failure: wait and try again, or, out of attempts (or told to wait too long), give up."""
+def _attempt_failed(plan: _CreatePlan, *, error: TransientProviderError | None) -> "str | SagaStep":
+    """A failure worth another attempt: wait and try again, or, out of attempts (or told to wait too long),
+    compensate. A lost answer is remembered, so whoever acts next looks for the meeting first."""
     message = str(error) if error else "no attempt left"
-    too_long = error is not None and (error.retry_after or 0) > settings.SAGA_MAX_RETRY_AFTER_SECONDS
+    too_long = retry_after_too_long(error)
+    unknown = isinstance(error, OutcomeUnknownError)
     with transaction.atomic():
         saga = _lock(plan.session_id)
         if saga.attempt_id != plan.attempt_id or saga.state != SagaState.CREATING:
             return DONE  # another worker took the saga over after our lease ran out
+        outcome_unknown = saga.outcome_unknown or unknown
         if too_long or saga.attempts >= settings.SAGA_MAX_ATTEMPTS:
             reason = (
                 _reason_rate_limited(plan.provider, error.retry_after)
                 if too_long
                 else _reason_gave_up(saga.session, message)
             )
-            _move(saga, SagaState.COMPENSATING, attempt_id=None, last_error=message, compensation_reason=reason)
-            step = None
-        else:
-            delay = saga_backoff(saga.attempts, retry_after=error.retry_after if error else None)
             _move(
                 saga,
-                SagaState.RETRY_WAIT,
+                SagaState.COMPENSATING,
                 attempt_id=None,
                 last_error=message,
-                retry_at=timezone.now() + timedelta(seconds=delay),
+                compensation_reason=reason,
+                outcome_unknown=outcome_unknown,
             )
-            step = SagaStep(retry_in=delay)
-    if step is None:
-        return _compensate(session_id=plan.session_id, event_id=plan.event_id)
+            return SagaState.COMPENSATING
+        delay = work_backoff(saga.attempts, retry_after=error.retry_after if error else None)
+        _move(
+            saga,
+            SagaState.RETRY_WAIT,
+            attempt_id=None,
+            last_error=message,
+            not_before=not_before_in(delay),
+            outcome_unknown=outcome_unknown,
+        )
     logger.info(
         "saga.retry_scheduled",
-        extra={"sessionId": str(plan.session_id), "eventId": _str(plan.event_id), "retryIn": round(step.retry_in, 2)},
+        extra={"sessionId": str(plan.session_id), "eventId": _str(plan.event_id), "retryIn": round(delay, 2)},
     )
-    return step
+    return wait_step(delay)
 
 
-def _give_up(plan: _CreatePlan, *, reason: str) -> SagaStep:
+def _give_up(plan: _CreatePlan, *, reason: str) -> "str | SagaStep":
     with transaction.atomic():
         saga = _lock(plan.session_id)
         if saga.attempt_id != plan.attempt_id or saga.state != SagaState.CREATING:
             return DONE
         _move(saga, SagaState.COMPENSATING, attempt_id=None, last_error=reason, compensation_reason=reason)
-    return _compensate(session_id=plan.session_id, event_id=plan.event_id)
+    return SagaState.COMPENSATING
 
 
-def _meeting_stored(plan: _CreatePlan, *, meeting: Meeting) -> SagaStep:
+def _meeting_stored(plan: _CreatePlan, *, meeting: Meeting) -> "str | SagaStep":
     """Bind the meeting to the saga (first stored wins), then schedule the session with it."""
     with transaction.atomic():
         saga = _lock(plan.session_id)
         ours = saga.attempt_id == plan.attempt_id and saga.state == SagaState.CREATING and saga.meeting_id is None
         if ours:
-            _move(saga, SagaState.MEETING_CREATED, meeting=meeting, attempt_id=None, last_error="")
+            _move(
+                saga, SagaState.MEETING_CREATED, meeting=meeting, attempt_id=None, last_error="", outcome_unknown=False
+            )
         surplus = not ours and saga.meeting_id != meeting.id
     if surplus:
         # Our lease ran out mid-call and another worker's meeting was stored first: ours must not linger.
         _surplus_meeting_cancel(session_id=plan.session_id, meeting=meeting)
         return DONE
-    return _backfill(session_id=plan.session_id, event_id=plan.event_id)
+    return SagaState.MEETING_CREATED
 
 
 def _surplus_meeting_cancel(*, session_id: UUID, meeting: Meeting) -> None:
@@ -308,8 +359,9 @@ def _surplus_meeting_cancel(*, session_id: UUID, meeting: Meeting) -> None:
             )
 
 
-def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
+def _backfill(run: _Run) -> "str | SagaStep":
     """One transaction: the session SCHEDULED with its meeting, the link on every slot, the success event."""
+    session_id, event_id = run.session_id, run.event_id
     log = {"sessionId": str(session_id), "eventId": _str(event_id)}
     started = time.perf_counter()
     try:
@@ -320,8 +372,7 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
             moved_on = saga.session.status != SessionStatus.PENDING_MEETING
             if moved_on:
                 # Cancelled while its meeting was being made: the meeting is not needed, and must not linger.
-                reason = f"The session was {saga.session.status} while its meeting was being made."
-                _move(saga, SagaState.COMPENSATING, compensation_reason=reason)
+                _move(saga, SagaState.COMPENSATING, compensation_reason=_reason_moved_on(saga.session.status))
             else:
                 meeting = saga.meeting
                 session = session_transition(
@@ -356,10 +407,10 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
                     + ("." if isinstance(error, InvalidState) else f": {error}.")
                 ),
             )
-        return _compensate(session_id=session_id, event_id=event_id)
+        return SagaState.COMPENSATING
     if moved_on:
         logger.info("saga.meeting_not_needed", extra={**log, "reason": saga.compensation_reason})
-        return _compensate(session_id=session_id, event_id=event_id)
+        return SagaState.COMPENSATING
     saga_result_observed(saga=saga, session=session, status="success")
     logger.info(
         "session.scheduled",
@@ -375,38 +426,70 @@ def _backfill(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
     return DONE
 
 
-def _compensate(*, session_id: UUID, event_id: UUID | None) -> SagaStep:
-    """Cancel the meeting the saga made (retried), then give back the hold and the slots and fail the
-    session. When the provider will not cancel, a person is asked to (manual intervention)."""
+def _compensate(run: _Run) -> SagaStep:
+    """Cancel the meeting the saga made (retried) — or, when an answer was lost, the one it may have made —
+    then give back the hold and the slots and fail the session. When the provider will not cancel, or nobody
+    can tell whether a meeting was left, a person is asked to look (manual intervention)."""
+    session_id, event_id = run.session_id, run.event_id
     log = {"sessionId": str(session_id), "eventId": _str(event_id)}
     with transaction.atomic():
-        saga = _lock(session_id, "meeting")
+        saga = _lock(session_id, "meeting", "session")
         if saga.state != SagaState.COMPENSATING:
             return DONE
         meeting = saga.meeting
         cancel_needed = meeting is not None and meeting.status == MeetingStatus.ACTIVE
-        if cancel_needed:
+        look_first = meeting is None and saga.outcome_unknown
+        if cancel_needed or look_first:
             _move(saga, SagaState.COMPENSATING, cancel_attempts=saga.cancel_attempts + 1)
-    logger.info("saga.compensating", extra={**log, "reason": saga.compensation_reason})
+        session = saga.session
+    logger.info("saga.compensating", extra={**log, "reason": saga.compensation_reason, "lookFirst": look_first})
     manual_reason = ""
-    if cancel_needed:
-        try:
+    try:
+        if look_first:
+            manual_reason = _leftover_cancel(saga, session)
+        elif cancel_needed:
             MeetingManager().cancel_meeting(meeting_id=meeting.id)
             logger.info("saga.meeting_cancelled", extra={**log, "provider": meeting.provider})
-        except ProviderError as error:
-            retryable = isinstance(error, TransientProviderError)
-            if retryable and saga.cancel_attempts < settings.SAGA_CANCEL_MAX_ATTEMPTS:
-                delay = saga_backoff(saga.cancel_attempts, retry_after=error.retry_after)
-                with transaction.atomic():
-                    _move(_lock(session_id), SagaState.COMPENSATING, last_error=f"meeting cancel failed: {error}")
-                logger.warning("saga.meeting_cancel_failed", extra={**log, "error": str(error), "retryIn": delay})
-                return SagaStep(retry_in=delay)
+    except ProviderError as error:
+        retryable = isinstance(error, TransientProviderError)
+        if retryable and saga.cancel_attempts < settings.SAGA_CANCEL_MAX_ATTEMPTS:
+            delay = work_backoff(saga.cancel_attempts, retry_after=error.retry_after)
+            with transaction.atomic():
+                _move(
+                    _lock(session_id),
+                    SagaState.COMPENSATING,
+                    last_error=f"meeting cancel failed: {error}",
+                    not_before=not_before_in(delay),
+                )
+            logger.warning("saga.meeting_cancel_failed", extra={**log, "error": str(error), "retryIn": delay})
+            return wait_step(delay)
+        if meeting is not None:
             manual_reason = (
                 f"The {meeting.provider} meeting {meeting.meeting_no or meeting.provider_meeting_id} could not be "
                 f"cancelled after {saga.cancel_attempts} attempt(s): {error}. Cancel it at the provider."
             )
+        else:
+            manual_reason = (
+                f"An answer from {session.meeting_provider} was lost, and after {saga.cancel_attempts} attempt(s) "
+                f"nobody could check whether a meeting was made ({error}). " + _leftover_description(session)
+            )
     _compensation_finish(session_id=session_id, event_id=event_id, manual_reason=manual_reason)
     return DONE
+
+
+def _leftover_cancel(saga: MeetingSaga, session: Session) -> str:
+    """Cancel the meeting a lost answer may have made; the reason to ask a person when nobody can tell."""
+    request = meeting_request_for(session, saga_round=saga.round)
+    log = {"sessionId": str(session.id), "provider": session.meeting_provider}
+    if not request.host_id:
+        return ""  # no account could host it: no call was ever sent
+    try:
+        cancelled = MeetingManager().leftover_cancel(provider=session.meeting_provider, request=request)
+    except ValueError:
+        logger.warning("saga.leftover_unknown", extra=log)
+        return _reason_maybe_left_behind_of(session.meeting_provider, request)
+    logger.info("saga.leftover_checked", extra={**log, "cancelled": cancelled})
+    return ""
 
 
 def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reason: str) -> None:
@@ -432,7 +515,12 @@ def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reas
                     session=session, meeting=None, status="failed", failure_reason=saga.compensation_reason
                 ),
             )
-        _move(saga, SagaState.FAILED, finished_at=timezone.now())
+        _move(
+            saga,
+            SagaState.FAILED,
+            finished_at=timezone.now(),
+            outcome_unknown=bool(manual_reason and saga.outcome_unknown),
+        )
         if manual_reason:
             _manual_intervention_flag(saga, manual_reason)
     saga_result_observed(saga=saga, session=session, status=outcome)
@@ -449,76 +537,16 @@ def _compensation_finish(*, session_id: UUID, event_id: UUID | None, manual_reas
 
 
 def saga_backoff(attempt: int, *, retry_after: float | None = None) -> float:
-    """Exponential backoff with jitter (half to all of base * 2^(attempt-1), capped), never shorter than
-    what the provider asked for."""
-    ceiling = min(
-        settings.SAGA_RETRY_BACKOFF_MAX_SECONDS, settings.SAGA_RETRY_BACKOFF_SECONDS * 2 ** max(attempt - 1, 0)
-    )
-    return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+    """The engine's one backoff (kept under the saga's name for its callers)."""
+    return work_backoff(attempt, retry_after=retry_after)
 
 
 def sagas_redrive_due(*, now=None, limit: int = 500) -> list[UUID]:
     """Sessions whose saga has made no progress for SAGA_STUCK_AFTER_SECONDS (a lost message, a dead
-    worker): marked as re-driven now, so the next sweep waits another period before trying them again."""
-    due = stuck_rows_claim(
-        MeetingSaga, key="session_id", final_states=SAGA_FINAL_STATES, now=now or timezone.now(), limit=limit
-    )
-    if due:
-        logger.warning("saga.sweep_redrive", extra={"count": len(due), "sessionIds": [str(s) for s in due[:20]]})
-    return due
+    worker) or whose wait has come: marked as re-driven now (the engine's sweep)."""
+    from booking_project.provider_work import rows_due_claim
 
-
-# --- the operators' actions on the manual-intervention queue ---------------------------------------------
-
-
-def saga_meeting_cancel_retry(*, session_id: UUID, actor_id: UUID | None) -> bool:
-    """Try the provider cancel of the saga's meeting again. On success the intervention is resolved."""
-    saga = MeetingSaga.objects.select_related("meeting", "session").get(session_id=session_id)
-    if saga.meeting is None or saga.session.status in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS):
-        # A scheduled session's meeting is in use: cancelling it is the counselor's cancel, not a repair.
-        return False
-    try:
-        MeetingManager().cancel_meeting(meeting_id=saga.meeting_id)
-    except ProviderError as error:
-        saga_last_error_note(session_id=session_id, error=f"meeting cancel retry failed: {error}")
-        return False
-    saga_resolve(session_id=session_id, actor_id=actor_id, note="The meeting was cancelled at the provider.")
-    return True
-
-
-def saga_last_error_note(*, session_id: UUID, error: str) -> None:
-    """Keep what an operator's repair attempt ran into, for the next person who looks."""
-    with transaction.atomic():
-        saga = _lock(session_id)
-        _move(saga, saga.state, last_error=error)
-    logger.warning("saga.repair_failed", extra={"sessionId": str(session_id), "error": error})
-
-
-def saga_resolve(*, session_id: UUID, actor_id: UUID | None, note: str, via: str = "admin") -> None:
-    """A person dealt with it: the saga leaves the queue, with who, when and the note kept (and audited)."""
-    with transaction.atomic():
-        saga = _lock(session_id)
-        if not saga.requires_manual_intervention:
-            return
-        actor = User.objects.filter(id=actor_id).first() if actor_id else None
-        reason = saga.manual_intervention_reason
-        _move(
-            saga,
-            saga.state,
-            requires_manual_intervention=False,
-            resolved_by=actor,
-            resolved_at=timezone.now(),
-            resolution_note=note,
-        )
-        audit_record(
-            session_id=session_id,
-            action=AuditAction.INTERVENTION_RESOLVED,
-            actor=actor,
-            via=via,
-            before={"requiresManualIntervention": True, "reason": reason},
-            after={"requiresManualIntervention": False, "note": note},
-        )
-    logger.info("saga.manual_intervention_resolved", extra={"sessionId": str(session_id), "actorId": _str(actor_id)})
+    return rows_due_claim(SAGA_WORK, now=now or timezone.now(), limit=limit)
 
 
 # --- one place that moves the saga ---------------------------------------------------------------------
@@ -535,7 +563,7 @@ def _lock(session_id: UUID, *related: str) -> MeetingSaga:
 
 def _move(saga: MeetingSaga, to: str, **fields: Any) -> None:
     """Set the saga's state and fields on the row locked by the caller (SAGA_TRANSITIONS says what may follow)."""
-    state_move(saga, to, transitions=SAGA_TRANSITIONS, **fields)
+    work_move(saga, to, transitions=SAGA_TRANSITIONS, **fields)
 
 
 def saga_manual_intervention_flag(*, session_id: UUID, reason: str) -> None:
@@ -566,6 +594,29 @@ def _reason_gave_up(session: Session, last_error: str) -> str:
     )
 
 
+def _reason_moved_on(status: str) -> str:
+    return f"The session was {status} while its meeting was being made."
+
+
+def _reason_maybe_left_behind(plan: _CreatePlan) -> str:
+    return _reason_maybe_left_behind_of(plan.provider, plan.request)
+
+
+def _reason_maybe_left_behind_of(provider: str, request: MeetingRequest) -> str:
+    return (
+        f"A {provider} reservation may have been left behind by a call whose answer was lost: "
+        f"owner {request.host_id}, end time {request.end_time.isoformat()}, topic {request.topic!r}. "
+        "Check the owner's reservations and delete the extra one."
+    )
+
+
+def _leftover_description(session: Session) -> str:
+    return (
+        f"Check the provider for a meeting with topic {session.topic!r} at {session.scheduled_at.isoformat()} "
+        "and cancel it."
+    )
+
+
 def _reason_refused(provider: str, error: ProviderError) -> str:
     return f"{provider.capitalize()} refused to create the meeting: {error}."
 
@@ -583,3 +634,55 @@ def _ms(started: float) -> float:
 
 def _str(value: object | None) -> str | None:
     return str(value) if value is not None else None
+
+
+def _saga_give_up(session_id: UUID, reason: str) -> None:
+    """The engine's end for a saga that kept failing on something other than a provider: compensate it (the
+    compensation looks for a meeting a lost answer may have made), and have a person look."""
+    with transaction.atomic():
+        saga = _lock(session_id)
+        if saga.state in SAGA_FINAL_STATES:
+            return
+        if saga.state != SagaState.COMPENSATING:
+            # A create cut short by the error may have reached the provider.
+            unknown = saga.outcome_unknown or saga.state == SagaState.CREATING
+            _move(saga, SagaState.COMPENSATING, attempt_id=None, compensation_reason=reason, outcome_unknown=unknown)
+            return_to_compensation = True
+        else:
+            return_to_compensation = False
+    if return_to_compensation:
+        try:
+            _compensate(_Run(session_id=session_id, event_id=None))
+            return
+        except Exception as error:  # noqa: BLE001 - the compensation itself breaks: only a person is left
+            reason = f"{reason} Compensating failed too: {type(error).__name__}: {error}"
+    with transaction.atomic():
+        _manual_intervention_flag(_lock(session_id), reason)
+
+
+def _redrive(session_ids: list[UUID]) -> None:
+    from sessions_app.tasks import provision_meeting
+
+    for session_id in session_ids:
+        provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
+
+
+_STEPS = {
+    SagaState.CREATING: _meeting_create,
+    SagaState.MEETING_CREATED: _backfill,
+    SagaState.COMPENSATING: _compensate,
+}
+
+SAGA_WORK = work_kind_register(
+    WorkKind(
+        name="meeting_saga",
+        label="meeting provisioning",
+        model=MeetingSaga,
+        key="session_id",
+        final_states=SAGA_FINAL_STATES,
+        redrive=_redrive,
+        give_up=_saga_give_up,
+        stuck_after=lambda: settings.SAGA_STUCK_AFTER_SECONDS,
+        needs_person={"requires_manual_intervention": True},
+    )
+)

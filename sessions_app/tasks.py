@@ -6,11 +6,12 @@ from celery import shared_task
 from django.conf import settings
 
 from booking_project.events import SESSION_CANCELLED, SESSION_CREATED, SESSION_RESCHEDULED, handles
+from booking_project.provider_work import provider_work_sweep
 from sessions_app.idempotency import idempotency_records_expire
-from sessions_app.meeting_operations import meeting_operation_advance, meeting_operations_redrive_due
+from sessions_app.meeting_operations import meeting_operation_advance
 from sessions_app.models import OutboxEvent
 from sessions_app.outbox import outbox_relay
-from sessions_app.saga import saga_advance, sagas_redrive_due
+from sessions_app.saga import saga_advance
 
 # A safety net above the saga's own bound on attempts (it counts them in its row, across redeliveries).
 _MAX_RETRIES = settings.SAGA_MAX_ATTEMPTS + settings.SAGA_CANCEL_MAX_ATTEMPTS + 2
@@ -65,13 +66,9 @@ def relay_outbox() -> int:
 
 @shared_task(name="sessions.saga_sweep", acks_late=True)
 def sweep_sagas() -> int:
-    due = sagas_redrive_due()
-    for session_id in due:
-        provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
-    operations = meeting_operations_redrive_due()
-    for operation_id in operations:
-        change_meeting.apply_async(kwargs={"operation_id": str(operation_id)})
-    return len(due) + len(operations)
+    """The provider-work engine's one sweep: every registered kind's rows without progress are re-driven
+    (sagas, meeting operations, calendar events, emails, reminders)."""
+    return provider_work_sweep()
 
 
 @shared_task(name="sessions.idempotency_records_expire", acks_late=True)

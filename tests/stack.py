@@ -1,20 +1,18 @@
-"""One real stack shared by the integration and browser tests: a Redis server of their own (so a test may
-stop it), the provider sandbox, a Celery worker and Celery beat as separate processes, all on the test
-database. Each test package's conftest imports the fixtures, so each package starts and stops its own.
+"""One real stack shared by the integration and browser tests: the Procfile's processes as deployed (`sandbox`,
+`worker`, `notifier`, `beat`, each run as written by launcher.py, the launcher the benchmark uses too) and a Redis
+server of their own (so a test may stop it), all on the test database with short clocks. Each test package's
+conftest imports the fixtures, so each package starts and stops its own.
 
 The tests book through the API in this process (its events go to that Redis) and watch rows, the sandbox
-and HTTP bodies change as the worker provisions. Nothing runs eagerly; nothing is mocked.
+and HTTP bodies change as the worker provisions and the notifier notifies. Nothing runs eagerly; nothing is
+mocked.
 """
 
 import email
 import email.policy
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +21,10 @@ from typing import Any
 import pytest
 import requests
 
+from launcher import Launcher, free_port, procfile_commands
 from tests.conftest import TEST_BROKER_URL, celery_broker_switch
 
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["STACK_SETTINGS", "Sandbox", "Stack", "free_port", "queue_consumers", "wait_for"]
 
 # Short clocks so failures, retries, leases and sweeps play out in seconds.
 STACK_SETTINGS = {
@@ -43,13 +42,14 @@ STACK_SETTINGS = {
     "NOTIFICATION_RETRY_BACKOFF_SECONDS": "0.1",
     "NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS": "0.4",
     "REMINDER_SEND_INTERVAL_SECONDS": "1",
+    # The Procfile's thread counts are sized for production's provider latency; the tests' providers answer at
+    # once, and this machine has two cores and one PostgreSQL for everyone.
+    "WORKER_CONCURRENCY": "8",
+    "NOTIFIER_CONCURRENCY": "8",
+    # The Procfile's sandbox line answers after 1 s like a real provider (bin/up); tests set latency per test,
+    # and a reset goes back to this.
+    "SANDBOX_LATENCY_MS": "0",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
@@ -83,107 +83,92 @@ class Sandbox:
     def requests_received(self) -> dict:
         return requests.get(f"{self.url}/_sandbox/requests", timeout=5).json()
 
+    def injected(self) -> dict:
+        """`{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {...}}`: what the sandbox injected."""
+        return requests.get(f"{self.url}/_sandbox/injected", timeout=5).json()
+
     def calendar_events(self, *, status: str | None = None) -> list[dict]:
         events = requests.get(f"{self.url}/_sandbox/calendar-events", timeout=5).json()["events"]
         return [e for e in events if status is None or e["status"] == status]
 
 
-class Stack:
+def queue_consumers() -> dict[str, str]:
+    """Which Procfile line consumes each queue (its `--queues`): {"celery": "worker", "notifications": "notifier"}."""
+    consumers = {}
+    for line, command in procfile_commands().items():
+        match = re.search(r"--queues[ =](\S+)", command)
+        for queue in match.group(1).split(",") if match else []:
+            consumers[queue] = line
+    return consumers
+
+
+class Stack(Launcher):
+    """The launcher running the Procfile's `sandbox`, `worker`, `notifier` and `beat` lines and a Redis server of
+    the stack's own, on the test database with short clocks.
+
+    From the launcher: `start(line, name=..., env=...)`, `stop(*names)`, `kill(name)`, `running(name)`,
+    `start_redis()`, `stop_redis()`, `log(name)`, `started_at[name]`, `stop_all()`. Added here: a `start_<line>()`
+    for each line (`start_beat("beat-2")` runs a second beat), the notifier's emails, structured log lines.
+    """
+
     def __init__(self, workdir: Path, database_name: str):
         self.workdir = workdir
-        self.redis_port = free_port()
         self.sandbox_port = free_port()
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_url = f"redis://127.0.0.1:{free_port()}/0"
         self.sandbox = Sandbox(f"http://127.0.0.1:{self.sandbox_port}")
-        # The worker's emails land here, one file per connection (Django's file-based backend).
+        # The notifier's emails land here, one file per connection (Django's file-based backend).
         self.mail_dir = workdir / "mail"
-        self.env = {
-            **os.environ,
-            **STACK_SETTINGS,
-            "DJANGO_SETTINGS_MODULE": "booking_project.settings",
-            "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{database_name}",
-            "REDIS_URL": self.redis_url,
-            "FEISHU_BASE_URL": self.sandbox.url,
-            "FEISHU_APP_ID": "cli_sandbox",
-            "FEISHU_APP_SECRET": "sandbox-secret",
-            "ZOOM_API_BASE_URL": f"{self.sandbox.url}/v2",
-            "ZOOM_OAUTH_URL": f"{self.sandbox.url}/oauth/token",
-            "ZOOM_ACCOUNT_ID": "sandbox-account",
-            "ZOOM_CLIENT_ID": "sandbox-client",
-            "ZOOM_CLIENT_SECRET": "sandbox-secret",
-            "GOOGLE_CALENDAR_BASE_URL": f"{self.sandbox.url}/calendar/v3",
-            "GOOGLE_CALENDAR_ACCESS_TOKEN": "ya29.sandbox-token",
-            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(self.mail_dir),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.processes: dict[str, subprocess.Popen] = {}
-
-    # --- processes ---
-
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it until it stops
-        process = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        super().__init__(
+            log_dir=workdir,
+            env={
+                **os.environ,
+                **STACK_SETTINGS,
+                "DJANGO_SETTINGS_MODULE": "booking_project.settings",
+                "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{database_name}",
+                "REDIS_URL": self.redis_url,
+                "SANDBOX_PORT": str(self.sandbox_port),
+                "BEAT_SCHEDULE_FILE": str(self._beat_schedule("beat")),
+                "FEISHU_BASE_URL": self.sandbox.url,
+                "FEISHU_APP_ID": "cli_sandbox",
+                "FEISHU_APP_SECRET": "sandbox-secret",
+                "ZOOM_API_BASE_URL": f"{self.sandbox.url}/v2",
+                "ZOOM_OAUTH_URL": f"{self.sandbox.url}/oauth/token",
+                "ZOOM_ACCOUNT_ID": "sandbox-account",
+                "ZOOM_CLIENT_ID": "sandbox-client",
+                "ZOOM_CLIENT_SECRET": "sandbox-secret",
+                "GOOGLE_CALENDAR_BASE_URL": f"{self.sandbox.url}/calendar/v3",
+                "GOOGLE_CALENDAR_ACCESS_TOKEN": "ya29.sandbox-token",
+                "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                "EMAIL_FILE_PATH": str(self.mail_dir),
+            },
         )
-        self.processes[name] = process
-        return process
 
-    def start_redis(self) -> None:
-        self._start(
-            "redis",
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-        )  # fmt: skip
-        wait_for(lambda: _answers(self.redis_port), timeout=10, what="redis to listen")
-
-    def stop_redis(self) -> None:
-        self.stop("redis")
+    # --- the Procfile's lines ---
 
     def start_sandbox(self) -> None:
-        self._start("sandbox", [sys.executable, "manage.py", "run_provider_sandbox", "--port", str(self.sandbox_port)])
-        wait_for(lambda: _answers(self.sandbox_port), timeout=20, what="the sandbox to listen")
+        self.start("sandbox")
 
     def start_worker(self) -> None:
-        self.worker_started_at = time.time()
-        self._start(
-            "worker",
-            [sys.executable, "-m", "celery", "-A", "booking_project", "worker", "--queues", "celery,notifications",
-             "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-             "--hostname", f"test-worker-{time.monotonic_ns()}@%h"],
-        )  # fmt: skip
-        wait_for(lambda: b"ready." in self.log("worker"), timeout=30, what="the worker to be ready")
+        """The `worker` line (the `celery` queue: sagas, meeting operations, relay, sweep), consuming on return."""
+        self.start("worker")
 
-    def start_beat(self) -> None:
-        self._start(
-            "beat",
-            [sys.executable, "-m", "celery", "-A", "booking_project", "beat", "--loglevel", "INFO",
-             "--schedule", str(self.workdir / "celerybeat-schedule")],
-        )  # fmt: skip
+    def start_notifier(self) -> None:
+        """The `notifier` line (the `notifications` queue: calendar events, emails, reminders), consuming on
+        return."""
+        self.start("notifier")
 
-    def kill(self, name: str) -> None:
-        """SIGKILL, no goodbye: what an OOM killer or a pulled plug does."""
-        process = self.processes.pop(name)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    def start_beat(self, name: str = "beat") -> None:
+        """The `beat` line. Another `name` runs a second beat beside the first (as a deployment might by mistake),
+        with a schedule file of its own: both then send every periodic task."""
+        self.start("beat", name=name, env={"BEAT_SCHEDULE_FILE": str(self._beat_schedule(name))})
 
-    def stop(self, name: str) -> None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    def _beat_schedule(self, name: str) -> Path:
+        return self.workdir / f"{name}.schedule"
 
-    def stop_all(self) -> None:
-        for name in ["beat", "worker", "sandbox", "redis"]:
-            self.stop(name)
+    # --- what the stack did ---
 
     def emails(self) -> list[email.message.EmailMessage]:
-        """Every email the worker has sent so far, parsed."""
+        """Every email the notifier has sent so far, parsed."""
         separator = b"\n" + b"-" * 79 + b"\n"
         messages = []
         for path in sorted(self.mail_dir.glob("*.log")) if self.mail_dir.exists() else []:
@@ -192,12 +177,8 @@ class Stack:
                     messages.append(email.message_from_bytes(chunk, policy=email.policy.default))
         return messages
 
-    def log(self, name: str) -> bytes:
-        path = self.workdir / f"{name}.log"
-        return path.read_bytes() if path.exists() else b""
-
     def log_events(self, name: str) -> list[dict]:
-        """The worker's structured log lines (one JSON object each)."""
+        """A process's structured log lines (one JSON object each), across its restarts."""
         events = []
         for line in self.log(name).splitlines():
             if line.startswith(b"{"):
@@ -206,14 +187,6 @@ class Stack:
                 except ValueError:
                     continue
         return events
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 # Package scope: the stack runs while this package's tests run, and is gone before other tests (which book
@@ -228,9 +201,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     stack = Stack(workdir, database_name)
     try:
         stack.start_redis()
-        stack.start_sandbox()
-        stack.start_worker()
-        stack.start_beat()
+        stack.start_together("sandbox", "worker", "notifier", "beat")
         # This process books, so its events must reach the stack's Redis.
         celery_broker_switch(stack.redis_url)
         yield stack
@@ -254,16 +225,16 @@ def sandbox(stack, settings) -> Sandbox:
 
 @pytest.fixture(autouse=True)
 def _worker_idle_after_test(request):
-    """Before the test database is flushed, let the worker finish what the test set going (notifications run
-    after the saga the test waited for): a TRUNCATE racing a task's transaction can deadlock. Idle means no
-    message queued and none delivered to the running worker but unacknowledged (tasks are acknowledged late,
-    and retries waiting for their countdown count too). A killed worker's messages stay unacknowledged until the
-    visibility timeout: only those delivered since the worker started count."""
+    """Before the test database is flushed, let the worker and the notifier finish what the test set going
+    (notifications run after the saga the test waited for): a TRUNCATE racing a task's transaction can deadlock.
+    Idle means no message queued for a running consumer and none delivered to one but unacknowledged (tasks are
+    acknowledged late, and retries waiting for their countdown count too). A killed consumer's messages stay
+    unacknowledged until the visibility timeout: only those delivered since its queue's consumer started count."""
     yield
     if "stack" not in request.fixturenames:
         return
     stack = request.getfixturevalue("stack")
-    if "redis" not in stack.processes or "worker" not in stack.processes:
+    if not stack.running("redis"):
         return
     import redis
 
@@ -272,7 +243,7 @@ def _worker_idle_after_test(request):
     idle_in_a_row = 0
     try:
         while time.monotonic() < deadline and idle_in_a_row < 2:
-            idle_in_a_row = 0 if _worker_busy(client, since=stack.worker_started_at) else idle_in_a_row + 1
+            idle_in_a_row = 0 if _consumers_busy(client, stack) else idle_in_a_row + 1
             time.sleep(0.1)
     except redis.RedisError:
         pass
@@ -280,25 +251,26 @@ def _worker_idle_after_test(request):
         client.close()
 
 
-def _worker_busy(client, *, since: float) -> bool:
-    """A task other than beat's short periodic ones waits in the queue or runs (or waits to retry)."""
+def _consumers_busy(client, stack: Stack) -> bool:
+    """A task other than beat's short periodic ones waits in a running consumer's queue, or runs there (or waits
+    to retry)."""
     from django.conf import settings
 
     periodic = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    tags = client.zrangebyscore("unacked_index", since, "+inf")
-    messages = [
-        *client.lrange("celery", 0, -1),
-        *client.lrange("notifications", 0, -1),
-        *(client.hmget("unacked", tags) if tags else []),
-    ]
-    for raw in messages:
+    # queue -> when its consumer (worker, notifier) last started; a queue nobody consumes now is left alone
+    live = {queue: stack.started_at[line] for queue, line in queue_consumers().items() if stack.running(line)}
+    if not live:
+        return False
+    pending = [json.loads(raw) for queue in live for raw in client.lrange(queue, 0, -1)]
+    # An unacknowledged message is stored as [message, exchange, routing key]; a queue's routing key is its name.
+    for tag, delivered_at in client.zrangebyscore("unacked_index", min(live.values()), "+inf", withscores=True):
+        raw = client.hget("unacked", tag)
         if raw is None:
             continue
-        body = json.loads(raw)
-        message = body[0] if isinstance(body, list) else body
-        if message.get("headers", {}).get("task") not in periodic:
-            return True
-    return False
+        message, _exchange, routing_key = json.loads(raw)
+        if delivered_at >= live.get(routing_key, float("inf")):
+            pending.append(message)
+    return any(message.get("headers", {}).get("task") not in periodic for message in pending)
 
 
 @pytest.fixture(autouse=True)
@@ -307,7 +279,7 @@ def _dump_stack_logs_on_failure(request):
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed and "stack" in request.fixturenames:
         stack = request.getfixturevalue("stack")
-        for name in ("worker", "beat"):
+        for name in [name for name in stack.started_at if name not in ("redis", "sandbox")]:
             tail = stack.log(name).decode(errors="replace")[-4000:]
             print(f"\n----- {name} log (tail) -----\n{tail}")
 

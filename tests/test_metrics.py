@@ -159,8 +159,14 @@ def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path):
 
 
 def exposed_metric_names() -> set[str]:
-    names = {metrics.PENDING_SESSIONS, metrics.PENDING_SESSIONS_OVER_THRESHOLD, metrics.QUEUE_DEPTH}
+    names = {
+        metrics.PENDING_SESSIONS,
+        metrics.PENDING_SESSIONS_OVER_THRESHOLD,
+        metrics.QUEUE_DEPTH,
+        metrics.NEEDS_PERSON,
+    }
     for metric in (
+        metrics.PROVIDER_WORK_UNEXPECTED_ERRORS,
         metrics.BOOKING_LATENCY,
         metrics.SAGA_DURATION,
         metrics.SAGA_OUTCOMES,
@@ -190,6 +196,8 @@ def test_the_alert_rules_name_only_metrics_that_exist_and_cover_the_design():
     # DESIGN.md: alert when provisioning takes over 10 s; and one on the failure rate.
     assert re.search(r"booking_saga_duration_seconds_bucket.*\) > 10\b", exprs)
     assert 'booking_saga_outcomes_total{status="failed"}' in exprs
+    # Issue 13: people see what gave up, of every kind.
+    assert "booking_provider_work_needs_person" in exprs
 
 
 def test_notifications_go_to_their_own_queue_and_provisioning_to_the_default_one():
@@ -202,3 +210,19 @@ def test_notifications_go_to_their_own_queue_and_provisioning_to_the_default_one
     assert queue_of("notifications.send_due_reminders") == "notifications"
     assert queue_of("sessions.provision_meeting") == app.conf.task_default_queue
     assert queue_of("sessions.change_meeting") == app.conf.task_default_queue
+
+
+def test_work_waiting_for_a_person_is_a_gauge_by_kind(counselor_api, student, mentor):
+    # given: a booked session whose saga an operator must look at
+    from sessions_app.models import MeetingSaga
+
+    session_id = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json").json()[
+        "sessionId"
+    ]
+    before = value(scrape(), "booking_provider_work_needs_person", kind="meeting_saga")
+    MeetingSaga.objects.filter(session_id=session_id).update(
+        requires_manual_intervention=True, manual_intervention_reason="a reservation may have been left behind"
+    )
+
+    # when / then
+    assert value(scrape(), "booking_provider_work_needs_person", kind="meeting_saga") == before + 1

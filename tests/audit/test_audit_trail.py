@@ -5,7 +5,7 @@ import pytest
 from django.db import DatabaseError, transaction
 
 from sessions_app.models import AuditEntry, MeetingSaga
-from sessions_app.saga import saga_resolve
+from sessions_app.repairs import saga_resolve
 from tests.conftest import BOOK_URL, booking_body, detail_url
 from tests.factories import StaffFactory
 from tests.saga.test_retry_and_queue import failed_session

@@ -3,6 +3,8 @@
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from holds_app.models import Hold, HoldStatus
+from sessions_app.models import Session
 from tests.conftest import BOOK_URL, booking_body, funded_student
 from tests.factories import MentorFactory, future, student_for
 
@@ -19,6 +21,8 @@ def test_one_billable_booking_stays_within_its_query_budget(
     with django_assert_max_num_queries(MAX_QUERIES_PER_BOOKING):
         response = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
     assert response.status_code == 201
+    assert response.json()["status"] == "PENDING_MEETING"
+    assert Session.objects.filter(id=response.json()["sessionId"]).exists()
 
 
 def test_a_keyed_booking_stays_within_its_query_budget(counselor_api, mentor, student, django_assert_max_num_queries):
@@ -27,6 +31,11 @@ def test_a_keyed_booking_stays_within_its_query_budget(counselor_api, mentor, st
             BOOK_URL, booking_body(student=student, mentor=mentor), format="json", headers={"Idempotency-Key": "budget"}
         )
     assert response.status_code == 201
+    # the key was remembered within the budget: the same request again answers the same session
+    again = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor), format="json", headers={"Idempotency-Key": "budget"}
+    )
+    assert again.json()["sessionId"] == response.json()["sessionId"]
 
 
 def test_a_class_of_fifty_costs_the_same_queries_as_a_class_of_one(counselor_api, counselor):
@@ -39,6 +48,8 @@ def test_a_class_of_fifty_costs_the_same_queries_as_a_class_of_one(counselor_api
         with CaptureQueriesContext(connection) as queries:
             response = counselor_api.post(BOOK_URL, body, format="json")
         assert response.status_code == 201, response.json()
+        # the class really holds every student: a cheap answer that booked fewer would prove nothing
+        assert len(Session.objects.get(id=response.json()["sessionId"]).student_ids) == size
         return len(queries)
 
     assert queries_for_class(1, 30) == queries_for_class(50, 40) <= MAX_QUERIES_PER_BOOKING
@@ -48,9 +59,12 @@ def test_a_billable_booking_of_another_student_costs_the_same(counselor_api, cou
     def queries_for_student(hours: int) -> int:
         student = funded_student(counselor)
         with CaptureQueriesContext(connection) as queries:
-            counselor_api.post(
+            response = counselor_api.post(
                 BOOK_URL, booking_body(student=student, mentor=MentorFactory(), start=future(hours)), format="json"
             )
+        # both bookings must really be made (a refused booking costs fewer queries, and would prove nothing)
+        assert response.status_code == 201, response.json()
+        assert Hold.objects.filter(session_id=response.json()["sessionId"], status=HoldStatus.ACTIVE).count() == 1
         return len(queries)
 
     assert queries_for_student(30) == queries_for_student(40)

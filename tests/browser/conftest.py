@@ -1,5 +1,5 @@
 """Browser tests: Debian's headless Chromium driven by Selenium through Debian's chromedriver (nothing is
-downloaded), against the real stack of tests/stack.py (Redis, the provider sandbox, a Celery worker and beat)
+downloaded), against the real stack of tests/stack.py (Redis, the Procfile's sandbox, worker, notifier and beat)
 and pytest-django's live server (a real HTTP server in a thread of this process, on the test database)."""
 
 import os

@@ -13,7 +13,6 @@ from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
 from meetings_app.models import Meeting, MeetingStatus
 from sessions_app.meeting_operations import (
-    meeting_move_retry,
     meeting_operation_advance,
     meeting_operations_redrive_due,
 )
@@ -27,7 +26,8 @@ from sessions_app.models import (
     Session,
     SessionStatus,
 )
-from sessions_app.saga import saga_advance, saga_meeting_cancel_retry
+from sessions_app.repairs import meeting_move_retry, saga_meeting_cancel_retry
+from sessions_app.saga import saga_advance
 from tests.conftest import BOOK_URL, assert_error, booking_body, detail_url, table_counts
 from tests.factories import future
 from tests.saga.conftest import FEISHU, RESERVE_APPLY, ZOOM_API, feishu_reserve

@@ -4,6 +4,9 @@ import pytest
 import responses
 
 from meetings_app.providers import meeting_provider_clients_reset
+from sessions_app.models import MeetingSaga, Session
+from tests.conftest import BOOK_URL, booking_body
+from tests.factories import future
 
 FEISHU = "https://feishu.test"
 ZOOM_API = "https://zoom.test/v2"
@@ -30,6 +33,8 @@ def providers(settings):
     settings.ZOOM_CLIENT_ID = "cid"
     settings.ZOOM_CLIENT_SECRET = "zoom-secret"
     settings.SAGA_MAX_ATTEMPTS = 3
+    # These tests speak the reservation API; tests/saga/test_unknown_outcomes.py covers Feishu's calendar way.
+    settings.FEISHU_MEETING_VIA = "reservation"
     meeting_provider_clients_reset()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.post(
@@ -39,3 +44,21 @@ def providers(settings):
         mock.post(ZOOM_OAUTH, json={"access_token": "z-1", "token_type": "bearer", "expires_in": 3600})
         yield mock
     meeting_provider_clients_reset()
+
+
+@pytest.fixture
+def booked(counselor_api, student, mentor):
+    """Books a session of `student` with `mentor` at a new hour each call, with the provider asked for."""
+    starts = iter(range(30, 600, 3))
+
+    def book(provider: str = "feishu") -> Session:
+        body = booking_body(student=student, mentor=mentor, start=future(hours=next(starts)), meetingProvider=provider)
+        response = counselor_api.post(BOOK_URL, body, format="json")
+        assert response.status_code == 201, response.content
+        return Session.objects.get(id=response.json()["sessionId"])
+
+    return book
+
+
+def saga_of(session: Session) -> MeetingSaga:
+    return MeetingSaga.objects.get(session_id=session.id)

@@ -50,7 +50,8 @@ def test_a_failed_provider_call_is_counted_as_an_error(providers, counselor_api,
 
     saga_advance(session_id=uuid.UUID(session_id))
 
-    error = {"provider": "feishu", "operation": "create", "error": "TransientProviderError"}
+    # A bare 503 is a gateway's answer: the outcome is unknown, and counted so.
+    error = {"provider": "feishu", "operation": "create", "error": "OutcomeUnknownError"}
     assert (
         value(scrape(), "booking_provider_call_errors_total", **error)
         == value(before, "booking_provider_call_errors_total", **error) + 1
