@@ -412,5 +412,21 @@ LOGGING = {
 METRICS_PENDING_THRESHOLD_SECONDS = env.float("METRICS_PENDING_THRESHOLD_SECONDS", default=10.0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+if PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    # Metrics name providers, queues and volumes: not for the internet. A scraper presents the token.
+    if len(METRICS_TOKEN) < 16:
+        raise ImproperlyConfigured(
+            "METRICS_TOKEN must be set (16 characters or more) when DJANGO_ENV=production: /metrics then answers "
+            "only Authorization: Bearer <token>."
+        )
+    # Credentials and meeting links travel to these: never in clear text.
+    for _name in ("FEISHU_BASE_URL", "ZOOM_API_BASE_URL", "ZOOM_OAUTH_URL", "GOOGLE_CALENDAR_BASE_URL"):
+        if not globals()[_name].lower().startswith("https://"):
+            raise ImproperlyConfigured(f"{_name} must be an https:// URL when DJANGO_ENV=production.")
+    # The OpenAPI document maps every endpoint and field: for people who log in (token or session).
+    SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.IsAuthenticated"]
+
 # Password of the demo people made by `seed_demo` (local demo only; never set in production).
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-pass-2026")

@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from accounts_app.models import Role, User
 from accounts_app.services import person_create
+from booking_project.demo import demo_only
 from holds_app.selectors import balances_for_student
 from holds_app.services import entitlement_grant
 from sessions_app.types import SESSION_TYPES
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the demo ids and tokens as JSON only.")
 
     def handle(self, *args, **options):
+        demo_only("seed_demo", "it makes people whose password is published in the README.")
         password = settings.DEMO_PASSWORD
         with transaction.atomic():
             counselor = _person("counselor", Role.COUNSELOR, "Grace", "Hopper", "Asia/Shanghai", "feishu", password)
