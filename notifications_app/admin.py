@@ -22,7 +22,11 @@ class FailedNotificationAdmin(ViewOnlyAdmin):
     def short_error(self, failed):
         return failed.error[:120]
 
-    @admin.action(description="Retry the selected notifications")
+    def has_retry_permission(self, request) -> bool:
+        # Sending again writes to people: more than seeing the list.
+        return request.user.has_perm("notifications_app.retry_failednotification")
+
+    @admin.action(description="Retry the selected notifications", permissions=["retry"])
     def retry(self, request, queryset):
         retried = sum(
             failed_notification_retry(failed=failed, actor=request.user)

@@ -138,6 +138,8 @@ class FailedNotification(models.Model):
                 condition=models.Q(status__in=FailedNotificationStatus.values), name="failed_notification_status_valid"
             ),
         ]
+        # Sending a notification again writes to people: more than looking at the list (view_failednotification).
+        permissions = [("retry_failednotification", "Can send a failed notification again")]
 
     def __str__(self) -> str:
         return f"failed {self.channel} notification for session {self.session_id}"
