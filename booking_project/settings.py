@@ -1,6 +1,7 @@
 """Settings, all read from the environment with local defaults that let a fresh checkout run."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Login throttling (accounts_app/login_throttle.py): failed logins counted per username and per address.
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -73,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "booking_project.urls"
@@ -126,6 +131,32 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAM
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts_app.User"
+
+# django-axes first: it refuses a login attempt for a username or an address locked out, before the password is
+# checked (the check itself would let an attacker go on guessing).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling for the counselor login page and the admin's (django-axes, counted in PostgreSQL, so it holds
+# across web processes and machines, and with Redis down): LOGIN_FAILURE_LIMIT failed logins for one username,
+# from anywhere, or from one address, for any username, lock that username or address out for
+# LOGIN_LOCKOUT_MINUTES (429 with a message saying so and Retry-After). A success resets the count.
+AXES_ENABLED = env.bool("LOGIN_THROTTLE_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "accounts_app.login_throttle.login_refused"
+AXES_CLIENT_IP_CALLABLE = "accounts_app.login_throttle.client_address"
+# Successful logins are not kept (Django's last_login says when); failures are, until their lockout expires.
+AXES_DISABLE_ACCESS_LOG = True
+# Unlock by hand with `manage.py axes_reset_username <name>` / `axes_reset_ip <address>`, not in the admin.
+AXES_ENABLE_ADMIN = False
+# How many proxies (load balancers) in front of the web set X-Forwarded-For: the client's address is that many
+# entries from its right. 0: the connection's own address (REMOTE_ADDR).
+LOGIN_TRUSTED_PROXY_COUNT = env.int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
