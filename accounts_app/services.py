@@ -43,13 +43,15 @@ def person_create(
 
 
 OPERATORS_GROUP = "operators"
-# What operators may do besides looking: work the manual-intervention queue and send failed notifications again.
+# What operators may do besides looking: work the manual-intervention queue, and send again (or resolve) the
+# notifications that gave up.
 # Each admin action names the one it needs (sessions_app/admin.py, notifications_app/admin.py).
 OPERATOR_ACTION_PERMISSIONS = [
     "sessions_app.retry_manualintervention",
     "sessions_app.reprovision_manualintervention",
     "sessions_app.resolve_manualintervention",
-    "notifications_app.retry_failednotification",
+    "notifications_app.retry_notification",
+    "notifications_app.resolve_notification",
 ]
 # Where operators look: every list these apps keep in the admin (view_* only; nothing there is edited by hand,
 # and balances are not theirs to change: holds_app.change_entitlement is granted on its own).

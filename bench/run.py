@@ -10,12 +10,16 @@ Phases, in this order:
    SCHEDULED, the same minus the provider latency (our overhead), the queue's depth, what is left pending;
 3. fault load: the same with 20% of provider calls failing: every session SCHEDULED or MEETING_FAILED, no
    hold, slot or sandbox meeting leaked;
+3b. unknown outcomes: the same rate, half Zoom and half Feishu, with 10% of the creates carried out by the
+   sandbox and their answer lost past the client's timeout: meetings left behind at the provider (goal 0 for
+   Zoom; every Feishu leftover flagged for a person), and sessions flagged per 100 unknown outcomes;
 4. booking API at concurrency 1, 16 and 64, with the worker and beat stopped: the API is measured on its
    own (phases 2 and 3 measure the saga), and the sagas of thousands of bookings do not pile up in front of
    nothing.
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -51,7 +55,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--provision-seconds", type=float, help="seconds of bookings in phases 2-3 (default 60)")
     parser.add_argument("--latency-ms", type=float, default=5000, help="sandbox latency in phases 2-3 (5000)")
     parser.add_argument("--fail-rate", type=float, default=0.2, help="provider failure rate in phase 3 (0.2)")
-    parser.add_argument("--skip", default="", help="phases to leave out: floor,provisioning,fault,api")
+    parser.add_argument(
+        "--unknown-rate", type=float, default=0.1, help="creates whose answer is lost in phase 3b (0.1)"
+    )
+    parser.add_argument("--skip", default="", help="phases to leave out: floor,provisioning,fault,unknown,api")
     parser.add_argument("--pairs", type=int, default=256, help="mentor/student pairs seeded (default 256)")
     parser.add_argument("--json", type=Path, help="where to write the JSON (default var/bench/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs for a look afterwards")
@@ -163,14 +170,19 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         stack.start_together("sandbox", "web", "worker", "notifier", "beat")
         report["loadStackUp"] = load_average()
 
-        if not {"provisioning", "fault"} <= args.skip:
+        if not {"provisioning", "fault", "unknown"} <= args.skip:
             _warm_up(stack, seed, plan)
-        for phase, fail_rate in (("provisioning", 0.0), ("fault", args.fail_rate)):
+        for phase, fail_rate, unknown_rate in (
+            ("provisioning", 0.0, 0.0),
+            ("fault", args.fail_rate, 0.0),
+            ("unknown", 0.0, args.unknown_rate),
+        ):
             if phase in args.skip:
                 continue
             say(f"{phase}: {args.rate:g} bookings/s for {args.provision_seconds:g} s, sandbox latency "
-                f"{args.latency_ms:g} ms, failure rate {fail_rate:g}")  # fmt: skip
-            report[phase] = _provisioning(args, stack, seed, plan, fail_rate=fail_rate)
+                f"{args.latency_ms:g} ms, failure rate {fail_rate:g}, "
+                f"creates' answers lost {unknown_rate:g}")  # fmt: skip
+            report[phase] = _provisioning(args, stack, seed, plan, fail_rate=fail_rate, unknown_rate=unknown_rate)
             report[phase]["loadAfter"] = load_average()
 
         if "api" not in args.skip:
@@ -357,12 +369,29 @@ def _warm_up(stack, seed, plan) -> None:
         time.sleep(0.2)
 
 
-def _provisioning(args, stack, seed, plan, *, fail_rate: float) -> dict:
+def _provisioning(args, stack, seed, plan, *, fail_rate: float, unknown_rate: float = 0.0) -> dict:
     from load import open_loop
 
     from sessions_app.models import MeetingSaga
 
+    lost_before = stack.sandbox_injected()["answersLost"]["create"]
     stack.sandbox_configure(latencyMs=args.latency_ms, failRate=fail_rate)
+    next_body = plan.body
+    if unknown_rate:
+        # The sandbox carries the create out, then answers only after the client has given up (a timeout).
+        timeout_ms = float(stack.env.get("PROVIDER_TIMEOUT_SECONDS", 10)) * 1000
+        stack.sandbox_configure(
+            applyThenFailRate=unknown_rate,
+            applyThenFailOperation="create",
+            applyThenDelayMs=max(0, int(timeout_ms - args.latency_ms + 1000)),
+        )
+        providers = itertools.cycle(["zoom", "feishu"])
+        counter = itertools.count()
+
+        def next_body() -> dict:
+            # A topic of its own per booking: a meeting left at the provider names the session it was made for.
+            return {**plan.body(), "meetingProvider": next(providers), "topic": f"bench unknown {next(counter)}"}
+
     redis = stack.redis()
     depth = {"max": 0}
     sampling = threading.Event()
@@ -376,11 +405,12 @@ def _provisioning(args, stack, seed, plan, *, fail_rate: float) -> dict:
     sampler.start()
     worker_cpu = stack.cpu_seconds("worker")
     result = open_loop(
-        url=stack.web_url, token=seed.token, next_body=plan.body, rate=args.rate, seconds=args.provision_seconds
+        url=stack.web_url, token=seed.token, next_body=next_body, rate=args.rate, seconds=args.provision_seconds
     )
     booked = dict(result.booked)
-    # Wait for every saga: three attempts at the provider's latency, the backoffs, and a margin.
-    deadline = time.monotonic() + 3 * args.latency_ms / 1000 + 30
+    # Wait for every saga: three attempts at the provider's latency (or the timeout), the backoffs, a margin.
+    timeout_s = float(stack.env.get("PROVIDER_TIMEOUT_SECONDS", 10)) if unknown_rate else 0
+    deadline = time.monotonic() + 3 * max(args.latency_ms / 1000, timeout_s) + 30
     while time.monotonic() < deadline:
         unfinished = MeetingSaga.objects.filter(session_id__in=booked, finished_at__isnull=True).count()
         if not unfinished:
@@ -415,8 +445,45 @@ def _provisioning(args, stack, seed, plan, *, fail_rate: float) -> dict:
         "workerCpuMsPerSaga": round(worker_cpu / max(1, len(booked)) * 1000, 2),
     }
     out.update(_end_state(stack, booked))
-    stack.sandbox_configure(latencyMs=0, failRate=0)
+    if unknown_rate:
+        out.update(_unknown_outcomes(stack, booked, lost_before=lost_before))
+    stack.sandbox_configure(
+        latencyMs=0, failRate=0, applyThenFailRate=0, applyThenFailOperation=None, applyThenDelayMs=0
+    )
     return out
+
+
+def _unknown_outcomes(stack, booked: dict, *, lost_before: int) -> dict:
+    """What the lost answers left: meetings at the provider that no scheduled session of the phase uses (Zoom's
+    goal is none; a Feishu one must have its session flagged), and how many sessions wait for a person."""
+    from sessions_app.models import MeetingSaga, Session, SessionStatus
+
+    sessions = {str(s.id): s for s in Session.objects.filter(id__in=booked).select_related("meeting")}
+    by_topic = {s.topic: s for s in sessions.values()}
+    used = {
+        s.meeting.provider_meeting_id for s in sessions.values() if s.status == SessionStatus.SCHEDULED and s.meeting
+    }
+    flagged = set(
+        str(i)
+        for i in MeetingSaga.objects.filter(session_id__in=booked, requires_manual_intervention=True).values_list(
+            "session_id", flat=True
+        )
+    )
+    left = [
+        m
+        for m in stack.sandbox_meetings()
+        if m.get("status") == "active" and m.get("topic") in by_topic and _meeting_key(m) not in used
+    ]
+    lost = stack.sandbox_injected()["answersLost"]["create"] - lost_before
+    feishu_left = [m for m in left if m["provider"] == "feishu"]
+    return {
+        "answersLost": lost,
+        "leftBehindZoom": sum(1 for m in left if m["provider"] == "zoom"),
+        "leftBehindFeishu": len(feishu_left),
+        "leftBehindFeishuUnflagged": sum(1 for m in feishu_left if str(by_topic[m["topic"]].id) not in flagged),
+        "flaggedSessions": len(flagged),
+        "flaggedPer100Unknown": round(100 * len(flagged) / lost, 1) if lost else None,
+    }
 
 
 def _end_state(stack, booked: dict) -> dict:
@@ -448,6 +515,9 @@ def _end_state(stack, booked: dict) -> dict:
 
 
 def _meeting_key(meeting: dict) -> str:
+    """The id our meetings table keeps for a sandbox meeting (a Feishu calendar meeting: its calendar and event)."""
+    if meeting.get("source") == "calendar":
+        return f"calendar:{meeting['calendarId']}|{meeting['eventId']}"
     return str(meeting["id"])
 
 
@@ -505,7 +575,7 @@ def _table(report: dict) -> str:
                      f"{_f(a['p99Ms'])}  {a['errors']}")  # fmt: skip
         lines.append(f"    CPU per booking: web {a['webCpuMsPerBooking']} ms ({a['webCoresUsed']} cores busy), "
                      f"PostgreSQL {a['dbCpuMsPerBooking']} ms")  # fmt: skip
-    for phase in ("provisioning", "fault"):
+    for phase in ("provisioning", "fault", "unknown"):
         p = report.get(phase)
         if not p:
             continue
@@ -518,6 +588,12 @@ def _table(report: dict) -> str:
             f"left pending {p['leftPending']}, leaked holds {p['leakedHolds']}, slots {p['leakedSlots']}, "
             f"sandbox meetings {p['leakedSandboxMeetings']}, worker CPU per saga {p['workerCpuMsPerSaga']} ms"
         )
+        if "answersLost" in p:
+            lines.append(
+                f"    {p['answersLost']} creates' answers lost: meetings left behind Zoom {p['leftBehindZoom']}, "
+                f"Feishu {p['leftBehindFeishu']} ({p['leftBehindFeishuUnflagged']} unflagged); "
+                f"{p['flaggedSessions']} sessions flagged, {p['flaggedPer100Unknown']} per 100 unknown outcomes"
+            )
     lines.append("")
     lines.append("targets:")
     for name, t in report["targets"].items():

@@ -29,5 +29,9 @@ class Stack(Launcher):
     def sandbox_configure(self, **config: Any) -> None:
         requests.post(f"{self.sandbox_url}/_sandbox/config", json=config, timeout=5).raise_for_status()
 
+    def sandbox_injected(self) -> dict:
+        """What the sandbox failed or lost on purpose so far (`answersLost`, `failed`, by operation)."""
+        return requests.get(f"{self.sandbox_url}/_sandbox/injected", timeout=10).json()
+
     def sandbox_meetings(self) -> list[dict]:
         return requests.get(f"{self.sandbox_url}/_sandbox/meetings", timeout=10).json()["meetings"]

@@ -1,5 +1,7 @@
 """The integration-event registry: every event type the system publishes, its version, who produces it,
-what it means, and which handlers consume it. Handlers register themselves with `@handles(kind)`."""
+what it means, and which handlers consume it. Handlers register themselves with `@handles(kind)`; what an
+event must leave behind in the database, written in the very transaction that records it (the delivery rows
+of its notifications), registers with `@records(kind)`, so the producer needs to know nothing of it."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +45,8 @@ class EventType:
     producers: tuple[str, ...]
     description: str
     handlers: list[Callable] = field(default_factory=list)
+    # Called with the new OutboxEvent inside the transaction that records it (sessions_app.outbox).
+    recorders: list[Callable] = field(default_factory=list)
 
 
 EVENT_TYPES: dict[str, EventType] = {
@@ -58,13 +62,25 @@ def event_type_get(name: str) -> EventType:
 
 def handles(kind: str) -> Callable[[Callable], Callable]:
     """Register the decorated function as a handler of `kind` for every session type."""
+    return _register(kind, "handlers")
+
+
+def records(kind: str) -> Callable[[Callable], Callable]:
+    """Register the decorated function `f(event)` to run whenever an event of `kind` is recorded, inside the
+    transaction that records it: what it writes commits with the event, or rolls back with it. It must only
+    write rows (no network call) and be quick."""
+    return _register(kind, "recorders")
+
+
+def _register(kind: str, registry: str) -> Callable[[Callable], Callable]:
     if kind not in _KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
 
-    def register(handler: Callable) -> Callable:
+    def register(function: Callable) -> Callable:
         for event_type in EVENT_TYPES.values():
-            if event_type.kind == kind and handler not in event_type.handlers:
-                event_type.handlers.append(handler)
-        return handler
+            functions = getattr(event_type, registry)
+            if event_type.kind == kind and function not in functions:
+                functions.append(function)
+        return function
 
     return register

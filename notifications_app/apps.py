@@ -6,5 +6,6 @@ class NotificationsAppConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        # The result-event handler registers itself on import; the web process publishes events too.
-        from notifications_app import tasks  # noqa: F401
+        # Registers, on import: the result event's recorder (its delivery rows) and handler, in every process
+        # that records or publishes events; the two kinds of provider work (deliveries, reminders) for the sweep.
+        from notifications_app import services, tasks  # noqa: F401

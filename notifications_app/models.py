@@ -1,10 +1,14 @@
-"""Outgoing notifications as rows (the row is the truth, a Celery task only its courier): one email per
-recipient per event, reminders due before a session, and the notifications that gave up, parked for a person."""
+"""Outgoing notifications as rows of the provider-work engine (`booking_project.provider_work`; the row is the
+truth, a Celery task only its courier): one delivery per result event, channel and recipient, written in the
+transaction that records the event; reminders due before a session; and, on both, the flag that hands a
+delivery that gave up to a person."""
 
 import uuid
 
 from django.conf import settings
 from django.db import models
+
+from booking_project.provider_work import ProviderWorkRow
 
 
 class Channel(models.TextChoices):
@@ -21,56 +25,118 @@ class EmailKind(models.TextChoices):
     UPDATE_FAILED = "update_failed", "Meeting could not be moved"
 
 
-class DeliveryStatus(models.TextChoices):
+class DeliveryState(models.TextChoices):
     PENDING = "pending", "Pending"
-    SENT = "sent", "Sent"
-    # Not sent on purpose: the session moved on (an invitation to a cancelled session), or no address.
-    SKIPPED = "skipped", "Skipped"
-    FAILED = "failed", "Failed"
+    RUNNING = "running", "Being delivered"
+    RETRY_WAIT = "retry_wait", "Waiting to retry"
+    DELIVERED = "delivered", "Delivered"
+    # Not needed any more: the session moved on (an invitation to a cancelled session), or nobody to tell.
+    SUPERSEDED = "superseded", "Not needed any more"
+    # Refused for good or out of attempts: a person is asked to look (requires_manual_intervention).
+    GIVEN_UP = "given_up", "Given up"
 
 
-class EmailDelivery(models.Model):
-    """One email to one recipient about one integration event. Unique per (event, recipient, kind): an event
-    handled twice sends nothing twice."""
+DELIVERY_FINAL_STATES = frozenset({DeliveryState.DELIVERED, DeliveryState.SUPERSEDED, DeliveryState.GIVEN_UP})
+_UNFINISHED = [DeliveryState.PENDING, DeliveryState.RUNNING, DeliveryState.RETRY_WAIT]
+
+# `notifications_app.services` is the only code that moves a delivery.
+DELIVERY_TRANSITIONS: dict[str, frozenset[str]] = {
+    DeliveryState.PENDING: frozenset({DeliveryState.RUNNING, DeliveryState.SUPERSEDED, DeliveryState.GIVEN_UP}),
+    DeliveryState.RUNNING: frozenset({DeliveryState.RUNNING, DeliveryState.RETRY_WAIT, *DELIVERY_FINAL_STATES}),
+    DeliveryState.RETRY_WAIT: frozenset({DeliveryState.RUNNING, DeliveryState.SUPERSEDED, DeliveryState.GIVEN_UP}),
+    DeliveryState.DELIVERED: frozenset(),
+    DeliveryState.SUPERSEDED: frozenset(),
+    # An operator's retry.
+    DeliveryState.GIVEN_UP: frozenset({DeliveryState.PENDING}),
+}
+
+# A reminder is re-armed when its session's start moves (or the session comes back): from any state.
+REMINDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    **DELIVERY_TRANSITIONS,
+    DeliveryState.RUNNING: DELIVERY_TRANSITIONS[DeliveryState.RUNNING] | {DeliveryState.PENDING},
+    DeliveryState.RETRY_WAIT: DELIVERY_TRANSITIONS[DeliveryState.RETRY_WAIT] | {DeliveryState.PENDING},
+    DeliveryState.DELIVERED: frozenset({DeliveryState.PENDING}),
+    DeliveryState.SUPERSEDED: frozenset({DeliveryState.PENDING}),
+}
+
+
+class NotificationWorkRow(ProviderWorkRow):
+    """The engine's row plus the one manual-intervention surface of notifications."""
+
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    requires_manual_intervention = models.BooleanField(default=False)
+    manual_intervention_reason = models.TextField(blank=True)
+    manual_intervention_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class NotificationDelivery(NotificationWorkRow):
+    """One thing a result event asks us to tell someone: a participant's calendar event brought in line with
+    the session (calendar), the session's reminder rows (reminders, no recipient), an email to one recipient
+    (email, with its kind). Written in the transaction that records the event; unique per (event, channel,
+    recipient, email kind), so recording or handling the event twice delivers nothing twice."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event_id = models.UUIDField()
     session_id = models.UUIDField(db_index=True)
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=20, choices=EmailKind.choices)
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    # The event's body: what the email reports (operation, failure reason); the session's time is read fresh.
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    email_kind = models.CharField(max_length=20, choices=EmailKind.choices, blank=True)
+    # The event's body: what an email reports (operation, failure reason); the session's time is read fresh.
     payload = models.JSONField(default=dict)
     # When the event was recorded: orders the .ics versions of one session (its SEQUENCE).
     event_at = models.DateTimeField()
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name_plural = "email deliveries"
+        verbose_name_plural = "notification deliveries"
+        # What an operator may do with a notification that gave up, a delivery or a reminder (the admin's actions
+        # declare which they need): sending again writes to people, more than looking at the list.
+        permissions = [
+            ("retry_notification", "Can send a notification that gave up again"),
+            ("resolve_notification", "Can mark a notification that gave up resolved"),
+        ]
         constraints = [
-            models.UniqueConstraint(fields=["event_id", "recipient", "kind"], name="email_once_per_event"),
-            models.CheckConstraint(condition=models.Q(kind__in=EmailKind.values), name="email_kind_valid"),
-            models.CheckConstraint(condition=models.Q(status__in=DeliveryStatus.values), name="email_status_valid"),
+            models.UniqueConstraint(
+                fields=["event_id", "channel", "recipient", "email_kind"],
+                name="delivery_once_per_event",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(condition=models.Q(state__in=DeliveryState.values), name="delivery_state_valid"),
+            models.CheckConstraint(condition=models.Q(channel__in=Channel.values), name="delivery_channel_valid"),
+            models.CheckConstraint(
+                condition=models.Q(channel=Channel.EMAIL, email_kind__in=EmailKind.values)
+                | (~models.Q(channel=Channel.EMAIL) & models.Q(email_kind="")),
+                name="delivery_email_kind_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["updated_at"], name="delivery_unfinished", condition=models.Q(state__in=_UNFINISHED)),
+            models.Index(
+                fields=["-manual_intervention_at"],
+                name="delivery_needs_person",
+                condition=models.Q(requires_manual_intervention=True),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} email to {self.recipient_id} ({self.status})"
+        what = f"{self.email_kind} email" if self.channel == Channel.EMAIL else self.get_channel_display()
+        return f"{what} for session {self.session_id} to {self.recipient_id or 'all'} ({self.state})"
 
 
-class ReminderStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENT = "sent", "Sent"
-    CANCELLED = "cancelled", "Cancelled"
-    FAILED = "failed", "Failed"
-
-
-class Reminder(models.Model):
-    """A reminder due `offset_minutes` before a session's start. The beat sender claims due rows with
-    SELECT ... FOR UPDATE SKIP LOCKED; a reschedule re-times the pending rows in place."""
+class Reminder(NotificationWorkRow):
+    """A reminder due `offset_minutes` before a session's start: its `not_before` is the due time (then the
+    retry's). The beat sender claims due rows with SELECT ... FOR UPDATE SKIP LOCKED and an attempt, and sends
+    outside any transaction; a reschedule re-times the rows in place."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     session_id = models.UUIDField(db_index=True)
@@ -80,66 +146,22 @@ class Reminder(models.Model):
     due_at = models.DateTimeField()
     # The session start this reminder is for: a re-timed session re-arms a reminder sent for the old time.
     session_starts_at = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=ReminderStatus.choices, default=ReminderStatus.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["session_id", "recipient", "channel", "offset_minutes"], name="reminder_once_per_offset"
             ),
-            models.CheckConstraint(condition=models.Q(status__in=ReminderStatus.values), name="reminder_status_valid"),
+            models.CheckConstraint(condition=models.Q(state__in=DeliveryState.values), name="reminder_state_valid"),
         ]
         indexes = [
-            models.Index(fields=["due_at"], name="reminder_due", condition=models.Q(status=ReminderStatus.PENDING)),
+            models.Index(fields=["not_before"], name="reminder_due", condition=models.Q(state__in=_UNFINISHED)),
+            models.Index(
+                fields=["-manual_intervention_at"],
+                name="reminder_needs_person",
+                condition=models.Q(requires_manual_intervention=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"reminder {self.offset_minutes} min before session {self.session_id} to {self.recipient_id}"
-
-
-class FailedNotificationStatus(models.TextChoices):
-    PARKED = "parked", "Parked"
-    RETRIED = "retried", "Retried"
-
-
-class FailedNotification(models.Model):
-    """A notification that gave up after its retries (or was refused for good): listed in the admin, where an
-    operator can send it again. Its failure never touched the session, the hold, the slots or the meeting."""
-
-    id = models.BigAutoField(primary_key=True)
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    session_id = models.UUIDField(null=True, blank=True, db_index=True)
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    # The Celery task and its keyword arguments: what "retry" enqueues again.
-    task = models.CharField(max_length=100)
-    payload = models.JSONField(default=dict)
-    error = models.TextField()
-    attempts = models.PositiveSmallIntegerField()
-    status = models.CharField(
-        max_length=10, choices=FailedNotificationStatus.choices, default=FailedNotificationStatus.PARKED
-    )
-    failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    retried_at = models.DateTimeField(null=True, blank=True)
-    retried_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-
-    class Meta:
-        ordering = ["-failed_at", "-id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(status__in=FailedNotificationStatus.values), name="failed_notification_status_valid"
-            ),
-        ]
-        # Sending a notification again writes to people: more than looking at the list (view_failednotification).
-        permissions = [("retry_failednotification", "Can send a failed notification again")]
-
-    def __str__(self) -> str:
-        return f"failed {self.channel} notification for session {self.session_id}"

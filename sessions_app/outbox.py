@@ -21,8 +21,12 @@ logger = logging.getLogger(__name__)
 
 def outbox_event_add(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
     """Record an event of a registered type. Call inside the transaction whose outcome it announces; the
-    event is published once that transaction commits (and never if it rolls back)."""
-    event = OutboxEvent.objects.create(type=type, version=event_type_get(type).version, payload=payload)
+    event is published once that transaction commits (and never if it rolls back). What the event's type
+    records besides (`@records`: the delivery rows of its notifications) is written here, in that transaction."""
+    event_type = event_type_get(type)
+    event = OutboxEvent.objects.create(type=type, version=event_type.version, payload=payload)
+    for recorder in event_type.recorders:
+        recorder(event)
     transaction.on_commit(partial(_publish_after_commit, event=event), robust=True)
     return event
 

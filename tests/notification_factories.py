@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from calendar_app.models import CalendarEvent
 from meetings_app.models import Meeting
-from notifications_app.models import EmailDelivery, EmailKind, FailedNotification, Reminder
+from notifications_app.models import Channel, DeliveryState, EmailKind, NotificationDelivery, Reminder
 from sessions_app.models import Session, SessionStatus, SessionStudent
 from tests.factories import CounselorFactory, MentorFactory, UserFactory, future
 
@@ -30,30 +30,34 @@ class ReminderFactory(factory.django.DjangoModelFactory):
     offset_minutes = 60
     session_starts_at = factory.LazyFunction(lambda: future(hours=2))
     due_at = factory.LazyAttribute(lambda r: r.session_starts_at - timedelta(minutes=r.offset_minutes))
+    not_before = factory.SelfAttribute("due_at")
 
 
-class EmailDeliveryFactory(factory.django.DjangoModelFactory):
+class NotificationDeliveryFactory(factory.django.DjangoModelFactory):
+    """An invitation email to deliver."""
+
     class Meta:
-        model = EmailDelivery
+        model = NotificationDelivery
 
     event_id = factory.LazyFunction(uuid.uuid4)
     session_id = factory.LazyFunction(uuid.uuid4)
+    channel = Channel.EMAIL
     recipient = factory.SubFactory(UserFactory)
-    kind = EmailKind.INVITATION
+    email_kind = EmailKind.INVITATION
     event_at = factory.LazyFunction(timezone.now)
 
 
-class FailedNotificationFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = FailedNotification
+class GivenUpDeliveryFactory(NotificationDeliveryFactory):
+    """A participant's calendar event that gave up after its attempts: in the queue for a person."""
 
-    channel = "calendar"
-    session_id = factory.LazyFunction(uuid.uuid4)
-    recipient = factory.SubFactory(UserFactory)
-    task = "notifications.sync_calendar_event"
-    payload = factory.LazyAttribute(lambda f: {"session_id": str(f.session_id), "user_id": str(f.recipient.id)})
-    error = "google calendar.create: HTTP 500 from POST /calendar/v3/calendars/primary/events unavailable"
+    channel = Channel.CALENDAR
+    email_kind = ""
+    state = DeliveryState.GIVEN_UP
     attempts = 3
+    last_error = "google calendar.create: HTTP 500 from POST /calendar/v3/calendars/primary/events unavailable"
+    requires_manual_intervention = True
+    manual_intervention_reason = factory.LazyAttribute(lambda d: f"failed after 3 attempt(s): {d.last_error}")
+    manual_intervention_at = factory.LazyFunction(timezone.now)
 
 
 class MeetingFactory(factory.django.DjangoModelFactory):

@@ -42,6 +42,8 @@ STACK_SETTINGS = {
     "NOTIFICATION_RETRY_BACKOFF_SECONDS": "0.1",
     "NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS": "0.4",
     "REMINDER_SEND_INTERVAL_SECONDS": "1",
+    # The sweep re-drives a notification delivery still undelivered this long after its last progress.
+    "NOTIFICATION_STUCK_AFTER_SECONDS": "2",
     # The Procfile's thread counts are sized for production's provider latency; the tests' providers answer at
     # once, and this machine has two cores and one PostgreSQL for everyone.
     "WORKER_CONCURRENCY": "8",
@@ -87,9 +89,23 @@ class Sandbox:
         """`{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {...}}`: what the sandbox injected."""
         return requests.get(f"{self.url}/_sandbox/injected", timeout=5).json()
 
-    def calendar_events(self, *, status: str | None = None) -> list[dict]:
+    def calendar_events(self, *, status: str | None = None, video_meetings: bool = False) -> list[dict]:
+        """The participants' calendar events; with `video_meetings`, also the app calendar's events that are a
+        Feishu meeting themselves (FEISHU_MEETING_VIA=calendar), which invite nobody."""
         events = requests.get(f"{self.url}/_sandbox/calendar-events", timeout=5).json()["events"]
-        return [e for e in events if status is None or e["status"] == status]
+        return [
+            e
+            for e in events
+            if (status is None or e["status"] == status) and (video_meetings or not e.get("videoMeeting"))
+        ]
+
+    @staticmethod
+    def meeting_id_of(meeting: dict) -> str:
+        """The id our meetings table keeps for a sandbox meeting (a Feishu calendar meeting is addressed by its
+        calendar and event)."""
+        if meeting.get("source") == "calendar":
+            return f"calendar:{meeting['calendarId']}|{meeting['eventId']}"
+        return str(meeting["id"])
 
 
 def queue_consumers() -> dict[str, str]:

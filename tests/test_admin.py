@@ -17,8 +17,8 @@ from tests.conftest import BOOK_URL, booking_body
 from tests.factories import UserFactory, future
 from tests.notification_factories import (
     CalendarEventFactory,
-    EmailDeliveryFactory,
-    FailedNotificationFactory,
+    GivenUpDeliveryFactory,
+    NotificationDeliveryFactory,
     ReminderFactory,
 )
 
@@ -54,8 +54,8 @@ def booked(counselor_api, student, mentor) -> dict:
     # Notifications come from the worker; one row of each so their pages have something to show.
     CalendarEventFactory(session_id=response.json()["sessionId"])
     ReminderFactory(session_id=response.json()["sessionId"])
-    EmailDeliveryFactory(session_id=response.json()["sessionId"])
-    FailedNotificationFactory(session_id=response.json()["sessionId"])
+    NotificationDeliveryFactory(session_id=response.json()["sessionId"])
+    GivenUpDeliveryFactory(session_id=response.json()["sessionId"])
     # A balance changed by a person, so the balance changes have a row too.
     entitlement = Entitlement.objects.filter(student=student).first()
     entitlement_units_set(entitlement=entitlement, units_bought=entitlement.units_bought + 1, actor=None, via="admin")

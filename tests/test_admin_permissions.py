@@ -16,16 +16,18 @@ from accounts_app.models import User
 from accounts_app.services import OPERATORS_GROUP, operator_make
 from holds_app.models import BalanceChange, Entitlement, Hold, HoldStatus
 from holds_app.services import holds_take
-from notifications_app.models import FailedNotificationStatus
+from notifications_app import tasks
+from notifications_app.models import DeliveryState, NotificationDelivery
 from sessions_app.models import MeetingSaga, Session
 from tests.conftest import BOOK_URL, booking_body
 from tests.factories import CounselorFactory, StaffFactory, student_for
-from tests.notification_factories import FailedNotificationFactory
+from tests.notification_factories import GivenUpDeliveryFactory
 
 pytestmark = pytest.mark.django_db
 
 QUEUE = reverse("admin:sessions_app_manualintervention_changelist")
-FAILED = reverse("admin:notifications_app_failednotification_changelist")
+DELIVERIES = reverse("admin:notifications_app_notificationdelivery_changelist")
+REMINDERS = reverse("admin:notifications_app_reminder_changelist")
 QUEUE_ACTIONS = ["retry_provider_cancel", "retry_meeting_move", "reprovision", "resolve_with_note"]
 
 
@@ -39,7 +41,9 @@ def staff_who_may_only_look() -> User:
     """Staff who see the queue and the failed notifications, and hold no permission to act on them."""
     user = StaffFactory()
     user.user_permissions.set(
-        Permission.objects.filter(codename__in=["view_manualintervention", "view_failednotification"])
+        Permission.objects.filter(
+            codename__in=["view_manualintervention", "view_notificationdelivery", "view_reminder"]
+        )
     )
     return User.objects.get(pk=user.pk)  # permissions are cached per instance
 
@@ -107,31 +111,52 @@ def test_an_operator_reprovisions_and_retries(queued, django_capture_on_commit_c
     assert Session.objects.get(id=queued.session_id).status == "PENDING_MEETING"
 
 
-def test_staff_without_the_permission_get_403_on_the_notification_retry(monkeypatch):
-    parked = FailedNotificationFactory()
+@pytest.mark.parametrize("action", ["retry", "resolve"])
+def test_staff_without_the_permission_get_403_on_the_notification_actions(monkeypatch, action):
+    given_up = GivenUpDeliveryFactory()
     sent = []
-    monkeypatch.setattr("celery.current_app.send_task", lambda name, kwargs: sent.append(name))
+    monkeypatch.setattr(tasks.deliver_notification, "apply_async", lambda kwargs, **_: sent.append(kwargs))
 
-    response = run_action(logged_in(staff_who_may_only_look()), FAILED, "retry", parked.pk)
+    response = run_action(logged_in(staff_who_may_only_look()), DELIVERIES, action, given_up.pk)
 
     assert response.status_code == 403
-    parked.refresh_from_db()
-    assert parked.status == FailedNotificationStatus.PARKED and sent == []
+    given_up.refresh_from_db()
+    assert given_up.state == DeliveryState.GIVEN_UP and given_up.requires_manual_intervention and sent == []
 
 
-def test_an_operator_retries_a_failed_notification(monkeypatch, django_capture_on_commit_callbacks):
-    parked = FailedNotificationFactory()
+def test_staff_without_the_permission_get_403_on_a_reminders_retry():
+    from tests.notification_factories import ReminderFactory
+
+    reminder = ReminderFactory(state=DeliveryState.GIVEN_UP, requires_manual_intervention=True)
+
+    response = run_action(logged_in(staff_who_may_only_look()), REMINDERS, "retry", reminder.pk)
+
+    assert response.status_code == 403
+
+
+def test_an_operator_retries_a_notification_that_gave_up(monkeypatch, django_capture_on_commit_callbacks):
+    given_up = GivenUpDeliveryFactory()
     sent = []
-    monkeypatch.setattr("celery.current_app.send_task", lambda name, kwargs: sent.append(name))
+    monkeypatch.setattr(tasks.deliver_notification, "apply_async", lambda kwargs, **_: sent.append(kwargs))
     operator = operator_make(user=StaffFactory())
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = run_action(logged_in(operator), FAILED, "retry", parked.pk)
+        response = run_action(logged_in(operator), DELIVERIES, "retry", given_up.pk)
 
     assert response.status_code == 302
-    parked.refresh_from_db()
-    assert parked.status == FailedNotificationStatus.RETRIED and parked.retried_by == operator
-    assert sent == [parked.task]
+    given_up.refresh_from_db()
+    assert given_up.state == DeliveryState.PENDING and given_up.resolved_by == operator
+    assert sent == [{"delivery_id": str(given_up.id)}]
+
+
+def test_an_operator_resolves_a_notification_that_gave_up():
+    given_up = GivenUpDeliveryFactory()
+    operator = operator_make(user=StaffFactory())
+
+    response = run_action(logged_in(operator), DELIVERIES, "resolve", given_up.pk)
+
+    assert response.status_code == 302
+    assert not NotificationDelivery.objects.get(pk=given_up.pk).requires_manual_intervention
 
 
 def test_seed_demo_makes_the_demo_operator_an_operator_not_a_superuser():
@@ -151,7 +176,8 @@ def test_seed_demo_makes_the_demo_operator_an_operator_not_a_superuser():
             "sessions_app.retry_manualintervention",
             "sessions_app.reprovision_manualintervention",
             "sessions_app.resolve_manualintervention",
-            "notifications_app.retry_failednotification",
+            "notifications_app.retry_notification",
+            "notifications_app.resolve_notification",
             "sessions_app.view_manualintervention",
             "sessions_app.view_session",
         ]

@@ -206,7 +206,7 @@ def test_notifications_go_to_their_own_queue_and_provisioning_to_the_default_one
     def queue_of(task: str) -> str:
         return app.amqp.router.route({}, task)["queue"].name
 
-    assert queue_of("notifications.sync_calendar_event") == "notifications"
+    assert queue_of("notifications.deliver") == "notifications"
     assert queue_of("notifications.send_due_reminders") == "notifications"
     assert queue_of("sessions.provision_meeting") == app.conf.task_default_queue
     assert queue_of("sessions.change_meeting") == app.conf.task_default_queue

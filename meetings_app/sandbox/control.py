@@ -62,6 +62,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "failProvider": (lambda value: value in (None, *PROVIDERS), f"null or one of {', '.join(PROVIDERS)}"),
     "applyThenFailNext": _COUNTS,
     "applyThenFailRate": _SHARE,
+    "applyThenFailOperation": (lambda value: value in (None, *OPERATIONS), f"null or one of {', '.join(OPERATIONS)}"),
     "applyThenFailStatus": _ERROR_STATUS,
     "applyThenDelayMs": _AT_LEAST_ZERO,
     "tokenLatencyMs": _AT_LEAST_ZERO,
@@ -209,7 +210,7 @@ def _event_view(event: CalendarEvent) -> dict:
         meeting_url = _google_meeting_url(resource)
         start, end = resource.get("start"), resource.get("end")
         attendees = [attendee["email"] for attendee in resource.get("attendees", [])]
-    return {
+    view = {
         "provider": event.provider,
         "calendarId": event.calendar_id,
         "id": event.id,
@@ -220,6 +221,10 @@ def _event_view(event: CalendarEvent) -> dict:
         "meetingUrl": meeting_url,
         "attendees": attendees,
     }
+    if event.meeting_id is not None:
+        # The event made a Feishu video meeting (vchat vc_type "vc"): the meeting itself, not an invitation.
+        view["videoMeeting"] = True
+    return view
 
 
 def control(state: SandboxState, request: ProviderRequest) -> Reply:

@@ -34,6 +34,8 @@ PROVIDERS = ("feishu", "zoom", "google")
 ANSWER_LOSS_DEFAULTS: dict[str, Any] = {
     "applyThenFailNext": dict.fromkeys(OPERATIONS, 0),
     "applyThenFailRate": 0.0,
+    # null: applyThenFailRate loses answers of every operation; else of this one only (the bench loses creates').
+    "applyThenFailOperation": None,
     "applyThenFailStatus": 504,
     "applyThenDelayMs": 0,
 }
@@ -214,7 +216,9 @@ class SandboxState:
     def should_lose_answer(self, operation: str, provider: str) -> bool:
         """Whether this applied call's answer is lost (applyThenFailNext, then applyThenFailRate). Call with
         the lock held, once the call has taken effect."""
-        if self._injects(provider, "applyThenFailNext", "applyThenFailRate", operation):
+        only = self.config["applyThenFailOperation"]
+        rate_key = "applyThenFailRate" if only in (None, operation) else "_noRate"
+        if self._injects(provider, "applyThenFailNext", rate_key, operation):
             self.injected[provider]["answersLost"][operation] += 1
             return True
         return False
@@ -226,7 +230,7 @@ class SandboxState:
         if pending.get(operation, 0) > 0:
             pending[operation] -= 1
             return True
-        return self.random.random() < self.config[rate_key]
+        return self.random.random() < self.config.get(rate_key, 0.0)
 
     def issue_token(self, provider: str, token: str) -> str:
         self.tokens[token] = IssuedToken(provider)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
-from notifications_app.models import DeliveryStatus, EmailDelivery, Reminder, ReminderStatus
+from notifications_app.models import Channel, DeliveryState, NotificationDelivery, Reminder
 from sessions_app.models import MeetingOperation, MeetingOperationState, Session, SessionStatus
 from tests.conftest import api_client_for, assert_error, detail_url, table_counts
 from tests.factories import future
@@ -28,8 +28,10 @@ def notified(sandbox, session: Session) -> list[dict]:
 
     def done():
         events = [e for e in sandbox.calendar_events(status="confirmed") if e["summary"] == session.topic]
-        reminders = Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING).count()
-        emails = EmailDelivery.objects.filter(session_id=session.id, status=DeliveryStatus.SENT).count()
+        reminders = Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING).count()
+        emails = NotificationDelivery.objects.filter(
+            session_id=session.id, channel=Channel.EMAIL, state=DeliveryState.DELIVERED
+        ).count()
         calendars = len(events) == 2 and all(e["attendees"] for e in events)
         return events if calendars and reminders == 4 and emails == 2 else None
 
@@ -74,8 +76,8 @@ def test_cancel_of_a_scheduled_session_cancels_everything(people, sandbox, stack
     )
     assert {e["status"] for e in sandbox.calendar_events() if e["summary"] == session.topic} == {"cancelled"}
     wait_for(
-        lambda: set(Reminder.objects.filter(session_id=session.id).values_list("status", flat=True))
-        == {ReminderStatus.CANCELLED},
+        lambda: set(Reminder.objects.filter(session_id=session.id).values_list("state", flat=True))
+        == {DeliveryState.SUPERSEDED},
         what="every reminder cancelled",
     )
     cancelled = wait_for(lambda: len(m := emails_titled(stack, f"Session cancelled: {session.topic}")) == 2 and m)
@@ -126,7 +128,7 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
         (new_start, new_start + timedelta(minutes=45))
     }
     assert operation_finished(first["sessionId"]).state == MeetingOperationState.SUCCEEDED
-    [meeting] = [m for m in sandbox.meetings() if m["id"] == session.meeting.provider_meeting_id]
+    [meeting] = [m for m in sandbox.meetings() if sandbox.meeting_id_of(m) == session.meeting.provider_meeting_id]
     assert meeting["duration"] == 45
     assert meeting["startTime"].startswith(new_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"))
     assert ("update", "success") in [(r["operation"], r["status"]) for r in result_events(first["sessionId"])]
@@ -141,9 +143,7 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
     offset = new_start - session.scheduled_at
     wait_for(
         lambda: sorted(
-            Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING).values_list(
-                "due_at", flat=True
-            )
+            Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING).values_list("due_at", flat=True)
         )
         == [due + offset for due in reminders_before],
         what="the reminders re-timed",

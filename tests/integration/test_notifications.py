@@ -8,11 +8,12 @@ from datetime import UTC, timedelta
 
 import icalendar
 import pytest
+import redis
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from notifications_app.models import FailedNotification, Reminder, ReminderStatus
+from notifications_app.models import Channel, DeliveryState, NotificationDelivery, Reminder
 from notifications_app.services import reminders_send_due, reminders_sync
 from sessions_app.models import SessionStatus
 from tests.factories import MentorFactory, UserFactory, future
@@ -24,7 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def events_of(sandbox, topic: str, *, status: str = "confirmed") -> list[dict]:
-    return [e for e in sandbox.calendar_events(status=status) if e["summary"] == topic]
+    """The participants' calendar events of the session. A Feishu meeting is itself an event of the app's
+    calendar with the session's topic (FEISHU_MEETING_VIA=calendar), inviting nobody: not one of them."""
+    return [e for e in sandbox.calendar_events(status=status) if e["summary"] == topic and e["attendees"]]
 
 
 def emails_to(stack, address: str, subject: str) -> list:
@@ -62,7 +65,7 @@ def test_a_scheduled_session_reaches_every_calendar_reminder_and_inbox(people, s
         for user in (people["mentor"], people["student"])
         for offset in (24 * 60, 60)
     )
-    assert {r.status for r in reminders} == {ReminderStatus.PENDING}
+    assert {r.state for r in reminders} == {DeliveryState.PENDING}
     # one email per participant, with the link and a valid invitation
     for person in (people["mentor"], people["student"]):
         (message,) = wait_for(
@@ -80,20 +83,22 @@ def test_a_scheduled_session_reaches_every_calendar_reminder_and_inbox(people, s
     assert len([m for m in stack.emails() if topic in m["Subject"]]) == 2
 
 
-def test_a_calendar_provider_down_for_good_is_parked_and_nothing_else_suffers(people, sandbox, stack):
+def test_a_calendar_provider_down_for_good_gives_up_for_a_person_and_nothing_else_suffers(people, sandbox, stack):
     # given: Google Calendar fails every call; Feishu (meetings and calendar) answers
     sandbox.configure(failRate=1.0, failProvider="google")
 
     # when
     session = session_settled(book(people)["sessionId"])
 
-    # then: the student's calendar gave up and is parked, the mentor's event and both emails went out
+    # then: the student's calendar gave up and waits for a person, the mentor's event and both emails went out
     failed = wait_for(
-        lambda: FailedNotification.objects.filter(session_id=session.id, channel="calendar").first(),
-        what="a parked calendar notification",
+        lambda: NotificationDelivery.objects.filter(
+            session_id=session.id, channel=Channel.CALENDAR, requires_manual_intervention=True
+        ).first(),
+        what="a calendar delivery given up for a person",
     )
     assert failed.recipient_id == people["student"].id and failed.attempts == 3
-    assert "HTTP 500" in failed.error
+    assert failed.state == DeliveryState.GIVEN_UP and "HTTP 500" in failed.manual_intervention_reason
     wait_for(lambda: len(events_of(sandbox, session.topic)) == 1, what="the mentor's event")
     assert events_of(sandbox, session.topic)[0]["provider"] == "feishu"
     wait_for(lambda: len([m for m in stack.emails() if session.topic in m["Subject"]]) == 2, what="both emails")
@@ -120,7 +125,8 @@ def test_two_reminder_senders_at_once_send_each_due_reminder_exactly_once(settin
     for session in sessions:
         reminders_sync(session_id=session.id)
     ids = [s.id for s in sessions]
-    assert Reminder.objects.filter(session_id__in=ids).update(due_at=timezone.now()) == 24
+    now = timezone.now()
+    assert Reminder.objects.filter(session_id__in=ids).update(due_at=now, not_before=now) == 24
     start = threading.Barrier(2)
     counts: list[int] = []
 
@@ -140,7 +146,7 @@ def test_two_reminder_senders_at_once_send_each_due_reminder_exactly_once(settin
 
     # then: every reminder sent, each exactly once, whoever sent it
     wait_for(
-        lambda: not Reminder.objects.filter(session_id__in=ids).exclude(status=ReminderStatus.SENT).exists(),
+        lambda: not Reminder.objects.filter(session_id__in=ids).exclude(state=DeliveryState.DELIVERED).exists(),
         what="every reminder sent",
     )
     ours = [m.to[0] for m in mail.outbox if m.subject.startswith(f"Reminder: Race {tag}")]
@@ -148,3 +154,39 @@ def test_two_reminder_senders_at_once_send_each_due_reminder_exactly_once(settin
     recipients = sorted(ours + workers)
     assert len(recipients) == 24 and len(set(recipients)) == 24
     assert sum(counts) == len(ours)
+
+
+def test_notifications_whose_messages_were_lost_all_arrive_once_the_notifier_is_back(people, sandbox, stack):
+    # given: the notifier is down while sessions are booked and scheduled
+    stack.stop("notifier")
+    try:
+        sessions = [session_settled(book(people, hours=90 + i)["sessionId"]) for i in range(2)]
+        assert {s.status for s in sessions} == {SessionStatus.SCHEDULED}
+        # the fan-out is rows already, written with each result, whatever becomes of its messages
+        wait_for(
+            lambda: NotificationDelivery.objects.filter(session_id__in=[s.id for s in sessions]).count() == 2 * 5,
+            what="the delivery rows of both sessions",
+        )
+        # when: the broker loses every message (a Redis restart without persistence)
+        redis.Redis.from_url(stack.redis_url).flushdb()
+    finally:
+        stack.start_notifier()
+
+    # then: the sweep re-drives the deliveries and every calendar event and email arrives, each once
+    for session in sessions:
+        wait_for(lambda s=session: len(events_of(sandbox, s.topic)) == 2, timeout=40, what="both calendar events")
+        for person in (people["mentor"], people["student"]):
+            wait_for(
+                lambda p=person, s=session: emails_to(stack, p.email, f"Session booked: {s.topic}"),
+                timeout=40,
+                what=f"the email to {person}",
+            )
+    wait_for(
+        lambda: not NotificationDelivery.objects.filter(session_id__in=[s.id for s in sessions])
+        .exclude(state=DeliveryState.DELIVERED)
+        .exists(),
+        what="every delivery delivered",
+    )
+    for session in sessions:
+        assert len(events_of(sandbox, session.topic)) == 2
+        assert len([m for m in stack.emails() if m["Subject"] == f"Session booked: {session.topic}"]) == 2

@@ -12,7 +12,8 @@ import responses
 
 from calendar_app.providers import calendar_provider_clients_reset
 from notifications_app import tasks
-from sessions_app.models import OutboxEvent, Session
+from sessions_app.models import Session
+from sessions_app.outbox import outbox_event_add
 from sessions_app.payloads import meeting_result_payload
 
 FEISHU = "https://feishu.test"
@@ -40,6 +41,8 @@ class FakeCalendars:
         self.feishu_keys: dict[str, str] = {}
         self.down: set[str] = set()
         self.during_create = None
+        # Called with (provider, operation) at the start of every calendar call the fake answers.
+        self.before_each = None
         self.calls: list[tuple[str, str]] = []
         mock.post(
             f"{FEISHU}/open-apis/auth/v3/tenant_access_token/internal",
@@ -69,6 +72,8 @@ class FakeCalendars:
 
     def _feishu_down(self, operation: str):
         self.calls.append(("feishu", operation))
+        if self.before_each:
+            self.before_each("feishu", operation)
         if "feishu" in self.down:
             return 500, {}, json.dumps({"code": 190003, "msg": "internal service error"})
         return None
@@ -132,6 +137,8 @@ class FakeCalendars:
 
     def _google_down(self, operation: str):
         self.calls.append(("google", operation))
+        if self.before_each:
+            self.before_each("google", operation)
         if "google" in self.down:
             error = {"code": 500, "message": "Backend Error", "errors": [{"reason": "backendError"}]}
             return 500, {}, json.dumps({"error": error})
@@ -198,10 +205,10 @@ def calendars(settings):
 
 
 def result_event(session: Session, *, operation: str = "create", status: str = "success", reason: str = "") -> str:
-    """Record the saga's (or the lifecycle's) result event for the session, as `meeting_result_payload` builds it."""
-    event = OutboxEvent.objects.create(
+    """Record the saga's (or the lifecycle's) result event for the session, as `meeting_result_payload` builds it
+    and the saga records it (its delivery rows with it)."""
+    event = outbox_event_add(
         type=f"{session.session_type}.session.meeting.operation.result",
-        version=1,
         payload=meeting_result_payload(
             session=session, meeting=session.meeting, status=status, operation=operation, failure_reason=reason
         ),
@@ -225,15 +232,15 @@ def in_process_tasks():
 
 @pytest.fixture
 def deliver(monkeypatch, in_process_tasks):
-    """Run the result handler, then every delivery task it enqueued, in this process (each through Celery's
-    `apply`, so a task's retries run too, one after the other). Returns the enqueued (task, kwargs) list."""
+    """Run the result handler, then every delivery courier it enqueued, in this process (each through Celery's
+    `apply`, so a courier's retries run too, at once, one after the other). Returns the enqueued (task, kwargs)."""
 
     def run(event_id: str) -> list[tuple[str, dict]]:
         enqueued: list[tuple] = []
-        for task in (tasks.sync_calendar_event, tasks.sync_reminders, tasks.send_email):
-            monkeypatch.setattr(
-                task, "apply_async", lambda kwargs, _task=task, **_: enqueued.append((_task, kwargs)), raising=False
-            )
+        task = tasks.deliver_notification
+        monkeypatch.setattr(
+            task, "apply_async", lambda kwargs, _task=task, **_: enqueued.append((_task, kwargs)), raising=False
+        )
         result = tasks.notify_meeting_result.apply(kwargs={"event_id": event_id})
         assert result.successful(), result.traceback
         for task, kwargs in enqueued:

@@ -12,14 +12,7 @@ from django.db.models import F
 from accounts_app.models import Profile
 from calendar_app.models import CalendarEvent, CalendarEventStatus
 from calendar_app.services import calendar_event_sync
-from notifications_app.models import (
-    DeliveryStatus,
-    EmailDelivery,
-    EmailKind,
-    FailedNotification,
-    Reminder,
-    ReminderStatus,
-)
+from notifications_app.models import Channel, DeliveryState, EmailKind, NotificationDelivery, Reminder
 from notifications_app.services import participant_calendar_sync
 from sessions_app.models import OutboxEvent, Session, SessionStatus
 from tests.factories import CounselorFactory, MentorFactory, UserFactory, future
@@ -77,7 +70,7 @@ def test_create_success_puts_the_meeting_in_each_participants_calendar_with_remi
         (session.student_ids[0], "google", CalendarEventStatus.ACTIVE),
     }
     # reminders 24 h and 1 h before the start, for both
-    reminders = Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING)
+    reminders = Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING)
     assert sorted((r.recipient_id == session.mentor_id, r.due_at) for r in reminders) == sorted(
         (is_mentor, session.scheduled_at - timedelta(minutes=offset))
         for is_mentor in (True, False)
@@ -141,7 +134,9 @@ def test_update_moves_calendar_events_and_reminders_and_tells_participants(sessi
     mail.outbox.clear()
 
     update_event = result_event(moved, operation="update", status=status, reason="zoom update: HTTP 503")
+    # recorded a second later (within one test transaction, now() does not move)
     OutboxEvent.objects.filter(id=update_event).update(created_at=F("created_at") + timedelta(seconds=1))
+    NotificationDelivery.objects.filter(event_id=update_event).update(event_at=F("event_at") + timedelta(seconds=1))
 
     # when
     deliver(update_event)
@@ -152,7 +147,7 @@ def test_update_moves_calendar_events_and_reminders_and_tells_participants(sessi
     assert feishu_event.start == int(moved.scheduled_at.timestamp())
     assert google_event.start == moved.scheduled_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     assert len(calendars.events) == 2
-    pending = Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING)
+    pending = Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING)
     assert sorted({r.due_at for r in pending}) == [
         moved.scheduled_at - timedelta(minutes=24 * 60),
         moved.scheduled_at - timedelta(minutes=60),
@@ -188,8 +183,8 @@ def test_cancel_deletes_calendar_events_cancels_reminders_and_tells_participants
     assert set(CalendarEvent.objects.filter(session_id=session.id).values_list("status", flat=True)) == {
         CalendarEventStatus.DELETED
     }
-    assert set(Reminder.objects.filter(session_id=session.id).values_list("status", flat=True)) == {
-        ReminderStatus.CANCELLED
+    assert set(Reminder.objects.filter(session_id=session.id).values_list("state", flat=True)) == {
+        DeliveryState.SUPERSEDED
     }
     for address in ("mentor@example.com", "student@example.com"):
         (message,) = emails_to(address)
@@ -213,17 +208,17 @@ def test_a_cancel_handled_before_the_create_leaves_no_calendar_event_reminder_or
 
     # then
     assert calendars.events == {}
-    assert not Reminder.objects.filter(session_id=session.id, status=ReminderStatus.PENDING).exists()
+    assert not Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING).exists()
     # Never invited, so not told of a cancellation either: an email about an unknown session only confuses.
     assert emails_to("student@example.com") == []
-    cancellation = EmailDelivery.objects.get(
-        session_id=session.id, kind=EmailKind.CANCELLED, recipient__email="student@example.com"
+    cancellation = NotificationDelivery.objects.get(
+        session_id=session.id, email_kind=EmailKind.CANCELLED, recipient__email="student@example.com"
     )
-    assert cancellation.status == DeliveryStatus.SKIPPED and "never invited" in cancellation.last_error
-    invitation = EmailDelivery.objects.get(
-        session_id=session.id, kind=EmailKind.INVITATION, recipient__email="student@example.com"
+    assert cancellation.state == DeliveryState.SUPERSEDED and "never invited" in cancellation.last_error
+    invitation = NotificationDelivery.objects.get(
+        session_id=session.id, email_kind=EmailKind.INVITATION, recipient__email="student@example.com"
     )
-    assert invitation.status == DeliveryStatus.SKIPPED
+    assert invitation.state == DeliveryState.SUPERSEDED
 
 
 @pytest.mark.parametrize("provider", ["feishu", "google"])
@@ -248,20 +243,25 @@ def test_a_cancel_arriving_while_the_create_call_is_in_flight_leaves_no_event_be
     assert CalendarEvent.objects.get(session_id=session.id, user_id=participant).status == CalendarEventStatus.DELETED
 
 
-def test_a_calendar_provider_failing_every_time_is_parked_and_blocks_no_other_delivery(session, calendars, deliver):
+def needing_a_person() -> list[NotificationDelivery]:
+    return list(NotificationDelivery.objects.filter(requires_manual_intervention=True))
+
+
+def test_a_calendar_provider_failing_every_time_gives_up_for_a_person_and_blocks_no_other_delivery(
+    session, calendars, deliver
+):
     # given
     calendars.down.add("google")
 
     # when
     deliver(result_event(session))
 
-    # then: the student's calendar gave up after its attempts and is parked; everything else went out
+    # then: the student's calendar gave up after its attempts and waits for a person; everything else went out
     assert [op for provider, op in calendars.calls if provider == "google"] == ["create"] * 3
-    (failed,) = FailedNotification.objects.all()
+    (failed,) = needing_a_person()
     assert (failed.channel, failed.recipient_id, failed.attempts) == ("calendar", session.student_ids[0], 3)
-    assert failed.task == "notifications.sync_calendar_event"
-    assert failed.payload == {"session_id": str(session.id), "user_id": str(session.student_ids[0])}
-    assert "HTTP 500" in failed.error
+    assert failed.state == DeliveryState.GIVEN_UP
+    assert "HTTP 500" in failed.manual_intervention_reason
     assert len(calendars.active("feishu")) == 1
     assert len(mail.outbox) == 2
     assert Reminder.objects.filter(session_id=session.id).count() == 4
@@ -269,7 +269,7 @@ def test_a_calendar_provider_failing_every_time_is_parked_and_blocks_no_other_de
     assert Session.objects.get(id=session.id).status == SessionStatus.SCHEDULED
 
 
-def test_a_permanent_calendar_refusal_is_parked_at_once(session, calendars, deliver, settings):
+def test_a_permanent_calendar_refusal_gives_up_at_once(session, calendars, deliver, settings):
     # given: no Google credentials at all
     settings.GOOGLE_CALENDAR_ACCESS_TOKEN = ""
 
@@ -277,12 +277,14 @@ def test_a_permanent_calendar_refusal_is_parked_at_once(session, calendars, deli
     deliver(result_event(session))
 
     # then
-    (failed,) = FailedNotification.objects.all()
-    assert failed.attempts == 1 and "GOOGLE_SERVICE_ACCOUNT_FILE" in failed.error
+    (failed,) = needing_a_person()
+    assert failed.attempts == 1 and "GOOGLE_SERVICE_ACCOUNT_FILE" in failed.manual_intervention_reason
     assert CalendarEvent.objects.get(user_id=session.student_ids[0]).status == CalendarEventStatus.PENDING
 
 
-def test_an_email_backend_failing_every_time_is_retried_then_parked(session, calendars, deliver, settings):
+def test_an_email_backend_failing_every_time_is_retried_then_given_up_for_a_person(
+    session, calendars, deliver, settings
+):
     # given
     settings.EMAIL_BACKEND = "tests.notifications.test_result_handler.BrokenEmailBackend"
 
@@ -290,9 +292,9 @@ def test_an_email_backend_failing_every_time_is_retried_then_parked(session, cal
     deliver(result_event(session))
 
     # then
-    deliveries = EmailDelivery.objects.filter(session_id=session.id)
-    assert {(d.status, d.attempts) for d in deliveries} == {(DeliveryStatus.FAILED, 3)}
-    assert sorted(f.channel for f in FailedNotification.objects.all()) == ["email", "email"]
+    deliveries = NotificationDelivery.objects.filter(session_id=session.id, channel=Channel.EMAIL)
+    assert {(d.state, d.attempts) for d in deliveries} == {(DeliveryState.GIVEN_UP, 3)}
+    assert sorted(f.channel for f in needing_a_person()) == ["email", "email"]
     assert len(calendars.active()) == 2
 
 
@@ -340,7 +342,7 @@ def test_a_participant_the_provider_cannot_invite_is_left_out_without_a_failure(
     # then
     assert [e.provider for e in calendars.active()] == ["feishu"]
     assert not CalendarEvent.objects.filter(user=student).exists()
-    assert not FailedNotification.objects.exists()
+    assert needing_a_person() == []
     assert [m.to for m in mail.outbox] == [["mentor@example.com"]]
 
 

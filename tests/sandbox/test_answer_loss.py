@@ -209,6 +209,19 @@ def test_fail_provider_limits_lost_answers_to_that_provider(sandbox):
     assert injected(sandbox)["answersLost"]["create"] == 1
 
 
+def test_apply_then_fail_operation_limits_the_rate_to_that_operation(sandbox):
+    # given: every create's answer is lost, and only creates'
+    zoom = zoom_headers(sandbox)
+    configure(sandbox, applyThenFailRate=1.0, applyThenFailOperation="create")
+
+    created = create_zoom_meeting(sandbox, zoom)
+    event = requests.post(f"{sandbox.url}{GOOGLE_EVENTS}", json=google_event(), headers=GOOGLE_HEADERS, timeout=5)
+
+    assert_gateway_page(created, 504)
+    assert event.status_code == 200
+    assert injected(sandbox)["answersLost"] == {**NO_COUNTS, "create": 1}
+
+
 # --- token latency ----------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Prints the integration-event registry: every event type, its version, producers, meaning and handlers."""
+"""Prints the integration-event registry: every event type, its version, producers, meaning, handlers and what
+is recorded with it."""
 
 import json
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
                 "handlers": [
                     getattr(h, "name", None) or f"{h.__module__}.{h.__qualname__}" for h in event_type.handlers
                 ],
+                "recorders": [f"{r.__module__}.{r.__qualname__}" for r in event_type.recorders],
             }
             for event_type in EVENT_TYPES.values()
         ]
@@ -34,3 +36,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  {entry['description']}")
             self.stdout.write(f"  produced by: {', '.join(entry['producers'])}")
             self.stdout.write(f"  handled by:  {', '.join(entry['handlers']) or '(no handler yet)'}")
+            if entry["recorders"]:
+                self.stdout.write(f"  recorded with: {', '.join(entry['recorders'])}")
