@@ -10,7 +10,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
-from booking_project.redis_connections import cache_circuit, redis_url_is_sentinel, sentinel_master
+from booking_project.redis_connections import redis_circuit, redis_url_is_sentinel, sentinel_master
 
 
 class SentinelAwareRedisCacheClient(RedisCacheClient):
@@ -28,19 +28,20 @@ class ResilientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = SentinelAwareRedisCacheClient
+        self.circuit = redis_circuit(server if isinstance(server, str) else ";".join(server))
 
     def redis_client(self):
         """The Redis client behind the cache, for a caller that needs a command the cache API lacks (an atomic
-        count). Its errors are the caller's to handle; `cache_circuit` says whether to try at all."""
+        count). Its errors are the caller's to handle, and `circuit` says whether to try at all."""
         return self._cache.get_client(write=True)
 
     def _guarded(self, call, fallback):
-        if not cache_circuit.closed():
+        if not self.circuit.closed():
             return fallback
         try:
             return call()
         except RedisError as error:
-            cache_circuit.trip(error)
+            self.circuit.trip(error)
             return fallback
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):

@@ -4,7 +4,7 @@ Redis is needed to hand work to the workers, never to answer a counselor: a book
 and its event published later by the outbox relay when the broker was unreachable (DESIGN.md). So every call
 to Redis from a request has timeouts of a fraction of a second (REDIS_CONNECT_TIMEOUT_SECONDS,
 REDIS_SOCKET_TIMEOUT_SECONDS), and a failed call opens a *circuit*: for REDIS_RETRY_AFTER_SECONDS this
-process does not try Redis again, so requests during an outage do not each pay a timeout.
+process does not try that Redis again, so requests during an outage do not each pay a timeout.
 
 `REDIS_URL` is a plain `redis://` URL or, for a Redis that fails over, its Sentinels: `sentinel://host1:26379;
 sentinel://host2:26379;sentinel://host3:26379` (kombu's form) with `REDIS_SENTINEL_MASTER` naming the master.
@@ -12,6 +12,7 @@ Celery's broker (kombu's sentinel transport) and the cache (below) both ask the 
 """
 
 import logging
+import re
 import threading
 import time
 from urllib.parse import unquote, urlsplit
@@ -93,9 +94,31 @@ class RedisCircuit:
             self._open_until = 0.0
 
 
-# One circuit per use: the cache and the broker may be different Redis servers.
-cache_circuit = RedisCircuit("cache")
-broker_circuit = RedisCircuit("broker")
+_circuits: dict[str, RedisCircuit] = {}
+_circuits_lock = threading.Lock()
+
+
+def redis_circuit(url: str) -> RedisCircuit:
+    """The circuit of the Redis at `url`, one per URL in the process: the cache and the broker share it when
+    they are the same server (REDIS_URL, by default), so once a request has found Redis down, its event is left
+    to the outbox relay at once instead of waiting for a second timeout."""
+    with _circuits_lock:
+        if url not in _circuits:
+            _circuits[url] = RedisCircuit(re.sub(r"//[^@/]*@", "//", url))  # no password in the logs
+        return _circuits[url]
+
+
+def redis_circuits_reset() -> None:
+    with _circuits_lock:
+        for circuit in _circuits.values():
+            circuit.reset()
+
+
+def broker_circuit() -> RedisCircuit:
+    """The circuit of the broker this process publishes to."""
+    from booking_project.celery import app
+
+    return redis_circuit(app.conf.broker_url)
 
 
 def broker_reachable() -> bool:

@@ -200,7 +200,7 @@ if REDIS_URL.strip().startswith("sentinel://") and not REDIS_SENTINEL_MASTER:
 # a failure this process leaves it alone for REDIS_RETRY_AFTER_SECONDS (the throttles count in the process,
 # the outbox relay publishes the events later).
 REDIS_CONNECT_TIMEOUT_SECONDS = env.float("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25)
-REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.5)
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.25)
 REDIS_RETRY_AFTER_SECONDS = env.float("REDIS_RETRY_AFTER_SECONDS", default=2.0)
 
 CACHES = {
@@ -233,8 +233,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
     "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     # How kombu retries a lost connection when a message is published (the worker's consumer passes its own
-    # limits): once, at once, so a booking answers within about half a second even with Redis down (and
-    # the next ones at once: booking_project.redis_connections.broker_circuit).
+    # limits): once, at once. A booking waits on a dead Redis one timeout at most, and the next ones not at
+    # all (booking_project.redis_connections.redis_circuit).
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,

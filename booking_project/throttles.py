@@ -18,8 +18,6 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
-from booking_project.redis_connections import cache_circuit
-
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
 
@@ -59,17 +57,17 @@ class CounselorRateThrottle(BaseThrottle):
 def window_count(key: str, *, period: int) -> int:
     """Requests counted so far under `key` (one fixed window), this one included: in Redis, shared by every
     process, or in this process alone while Redis is unreachable."""
-    redis_client = getattr(cache, "redis_client", None)
-    if redis_client is not None and cache_circuit.closed():
+    circuit = getattr(cache, "circuit", None)
+    if circuit is not None and circuit.closed():
         name = cache.make_key(key)
         try:
             # One round trip, atomic: the window's key is made (with its expiry) if absent, then counted.
-            with redis_client().pipeline(transaction=True) as pipe:
+            with cache.redis_client().pipeline(transaction=True) as pipe:
                 pipe.set(name, 0, ex=period + 1, nx=True)
                 pipe.incr(name)
                 return pipe.execute()[1]
         except RedisError as error:
-            cache_circuit.trip(error)
+            circuit.trip(error)
     return process_counts.incr(key, period=period)
 
 

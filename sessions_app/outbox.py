@@ -32,13 +32,15 @@ def outbox_event_add(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
 
 
 def _publish_after_commit(*, event: OutboxEvent) -> None:
-    """Publish at once, unless the broker failed moments ago in this process: then leave the event to the
-    relay straight away, so that a request during an outage does not wait on the broker at all."""
-    if not broker_circuit.closed():
+    """Publish at once, unless the broker (or the cache, when they are one Redis) failed moments ago in this
+    process: then leave the event to the relay straight away, so that a request during an outage does not wait
+    on the broker at all."""
+    circuit = broker_circuit()
+    if not circuit.closed():
         logger.info("outbox.publish_deferred", extra={"eventId": str(event.id), "eventType": event.type})
         return
     if not outbox_event_publish(event=event):
-        broker_circuit.trip("publishing an event failed (outbox.publish_failed)")
+        circuit.trip("publishing an event failed (outbox.publish_failed)")
 
 
 def outbox_event_publish(*, event: OutboxEvent) -> bool:

@@ -138,13 +138,11 @@ def throttles_off(settings):
 def redis_circuits_closed():
     """Each test starts believing Redis is there: a test that stopped it must not leave this process skipping
     it for the next one (booking_project/redis_connections.py)."""
-    from booking_project.redis_connections import broker_circuit, cache_circuit
+    from booking_project.redis_connections import redis_circuits_reset
 
-    broker_circuit.reset()
-    cache_circuit.reset()
+    redis_circuits_reset()
     yield
-    broker_circuit.reset()
-    cache_circuit.reset()
+    redis_circuits_reset()
 
 
 @pytest.fixture

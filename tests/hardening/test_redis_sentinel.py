@@ -152,9 +152,9 @@ def test_after_a_failover_the_cache_and_the_broker_follow_the_new_master(app_thr
 
     # then, after at most one failed attempt each, the cache and the broker write to the new master
     def cache_works() -> bool:
-        from booking_project.redis_connections import cache_circuit
+        from booking_project.redis_connections import redis_circuits_reset
 
-        cache_circuit.reset()
+        redis_circuits_reset()
         cache.set("after", "the failover")
         return cache.get("after") == "the failover"
 
