@@ -24,6 +24,7 @@ Nothing here knows a domain: each app registers its kinds (`work_kind_register`)
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,6 +69,59 @@ class ProviderWorkRow(models.Model):
 
     class Meta:
         abstract = True
+
+
+class NeedsPersonRow(models.Model):
+    """The one manual-intervention surface: work that gave up asks a person with a reason, and keeps who dealt
+    with it, when, and how (`needs_person_flag`, `needs_person_resolve`)."""
+
+    requires_manual_intervention = models.BooleanField(default=False)
+    manual_intervention_reason = models.TextField(blank=True)
+    manual_intervention_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+
+def needs_person_flag(row: Any, *, transitions: Mapping[str, Collection[str]], reason: str, **fields: Any) -> None:
+    """Ask a person about the row (locked by the caller), `reason` added to any reason still open."""
+    reasons = row.manual_intervention_reason if row.requires_manual_intervention else ""
+    if reason in reasons.split("\n"):
+        reason = ""  # asked already, and not yet answered
+    work_move(
+        row,
+        fields.pop("to", row.state),
+        transitions=transitions,
+        requires_manual_intervention=True,
+        manual_intervention_reason="\n".join(filter(None, [reasons, reason])),
+        manual_intervention_at=timezone.now(),
+        resolved_by=None,
+        resolved_at=None,
+        resolution_note="",
+        **fields,
+    )
+
+
+def needs_person_resolve(row: Any, *, transitions: Mapping[str, Collection[str]], actor: Any, note: str) -> bool:
+    """A person dealt with the row (locked by the caller): it leaves the queue with who, when and the note.
+    False when it was not waiting for anyone."""
+    if not row.requires_manual_intervention:
+        return False
+    work_move(
+        row,
+        row.state,
+        transitions=transitions,
+        requires_manual_intervention=False,
+        resolved_by=actor,
+        resolved_at=timezone.now(),
+        resolution_note=note,
+    )
+    return True
 
 
 @dataclass(frozen=True)
@@ -116,6 +170,31 @@ def work_move(row: models.Model, to: str, *, transitions: Mapping[str, Collectio
     for name, value in fields.items():
         setattr(row, name, value)
     row.save(update_fields=["state", "updated_at", *fields])
+
+
+def attempt_open(
+    row: ProviderWorkRow,
+    to: str,
+    *,
+    transitions: Mapping[str, Collection[str]],
+    now: datetime,
+    counted: bool = True,
+    **fields: Any,
+) -> uuid.UUID:
+    """Open an attempt on the row (locked by the caller, committed before the provider is called): its id, which
+    every later step compares before it records an answer, and its lease from `now`. `counted=False` re-opens a
+    taken-over attempt without spending one."""
+    attempt_id = uuid.uuid4()
+    work_move(
+        row,
+        to,
+        transitions=transitions,
+        attempt_id=attempt_id,
+        attempt_started_at=now,
+        attempts=row.attempts + (1 if counted else 0),
+        **fields,
+    )
+    return attempt_id
 
 
 def attempt_lease_held(row: ProviderWorkRow, *, now: datetime) -> bool:
@@ -203,7 +282,16 @@ def _unexpected_error(kind: WorkKind, key: Any, error: Exception) -> WorkStep:
     reason = f"It stopped on an unexpected error {count} times ({message}); the work was given up."
     logger.error("provider_work.given_up", extra={"kind": kind.name, "rowId": str(key), "error": message})
     kind.give_up(key, reason)
+    # A row the give-up could not finish (its own step breaks too) waits for its person: the sweep looks at it
+    # again only once an hour, not every period.
+    kind.model.objects.filter(**filters).exclude(state__in=list(kind.final_states)).update(
+        not_before=not_before_in(GIVEN_UP_RECHECK_SECONDS)
+    )
     return DONE
+
+
+# How often the sweep looks again at a row that was given up but could not be finished.
+GIVEN_UP_RECHECK_SECONDS = 3600
 
 
 def rows_due_claim(kind: WorkKind, *, now: datetime, limit: int = 500) -> list[Any]:

@@ -8,7 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from booking_project.provider_work import ProviderWorkRow
+from booking_project.provider_work import NeedsPersonRow, ProviderWorkRow
 
 
 class Channel(models.TextChoices):
@@ -60,19 +60,11 @@ REMINDER_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class NotificationWorkRow(ProviderWorkRow):
+class NotificationWorkRow(ProviderWorkRow, NeedsPersonRow):
     """The engine's row plus the one manual-intervention surface of notifications."""
 
     state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    requires_manual_intervention = models.BooleanField(default=False)
-    manual_intervention_reason = models.TextField(blank=True)
-    manual_intervention_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolution_note = models.TextField(blank=True)
 
     class Meta:
         abstract = True

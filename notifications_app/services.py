@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,9 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
+    attempt_open,
+    needs_person_flag,
+    needs_person_resolve,
     not_before_in,
     retry_after_too_long,
     wait_step,
@@ -198,15 +200,8 @@ def _claim(delivery_id: UUID) -> _Attempt | WorkStep:
             # Re-driven after the last attempt's courier died.
             _give_up(delivery, DELIVERY_TRANSITIONS, f"no attempt left ({delivery.last_error or 'none recorded'})")
             return DONE
-        attempt_id = uuid.uuid4()
-        work_move(
-            delivery,
-            DeliveryState.RUNNING,
-            transitions=DELIVERY_TRANSITIONS,
-            attempts=delivery.attempts + 1,
-            attempt_id=attempt_id,
-            attempt_started_at=now,
-            not_before=None,
+        attempt_id = attempt_open(
+            delivery, DeliveryState.RUNNING, transitions=DELIVERY_TRANSITIONS, now=now, not_before=None
         )
     return _Attempt(
         delivery_id=delivery.id,
@@ -293,20 +288,14 @@ def _smtp_refused(error: Exception) -> bool:
 
 def _give_up(row: NotificationWorkRow, transitions: dict, reason: str, **fields: Any) -> None:
     """Under the caller's lock: the work ends, and a person is asked to look (the admin's queue, the metric)."""
-    now = timezone.now()
-    work_move(
+    needs_person_flag(
         row,
-        DeliveryState.GIVEN_UP,
         transitions=transitions,
+        reason=reason[:4000],
+        to=DeliveryState.GIVEN_UP,
         **fields,
         attempt_id=None,
-        finished_at=now,
-        requires_manual_intervention=True,
-        manual_intervention_reason=reason[:4000],
-        manual_intervention_at=now,
-        resolved_by=None,
-        resolved_at=None,
-        resolution_note="",
+        finished_at=timezone.now(),
     )
     logger.warning("notifications.given_up", extra={**_log(row), "attempts": row.attempts, "reason": reason[:300]})
 
@@ -604,15 +593,8 @@ def _reminder_claim(*, reminder_id: UUID | None = None) -> _ReminderAttempt | Wo
         if reminder.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
             _give_up(reminder, REMINDER_TRANSITIONS, f"no attempt left ({reminder.last_error or 'none recorded'})")
             return DONE
-        attempt_id = uuid.uuid4()
-        work_move(
-            reminder,
-            DeliveryState.RUNNING,
-            transitions=REMINDER_TRANSITIONS,
-            attempts=reminder.attempts + 1,
-            attempt_id=attempt_id,
-            attempt_started_at=now,
-        )
+        # Its not_before stays: it is the reminder's due time.
+        attempt_id = attempt_open(reminder, DeliveryState.RUNNING, transitions=REMINDER_TRANSITIONS, now=now)
     return _ReminderAttempt(
         reminder_id=reminder.id,
         attempt_id=attempt_id,
@@ -749,16 +731,7 @@ def notification_resolve(*, row: NotificationWorkRow, actor: User | None, note: 
         if locked is None or not locked.requires_manual_intervention:
             return False
         transitions = REMINDER_TRANSITIONS if isinstance(locked, Reminder) else DELIVERY_TRANSITIONS
-        work_move(
-            locked,
-            locked.state,
-            transitions=transitions,
-            requires_manual_intervention=False,
-            resolved_by=actor,
-            resolved_at=timezone.now(),
-            resolution_note=note,
-        )
-    return True
+        return needs_person_resolve(locked, transitions=transitions, actor=actor, note=note)
 
 
 # ---------------------------------------------------------------------------------------------------------

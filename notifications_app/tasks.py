@@ -20,9 +20,15 @@ from notifications_app.services import (
 
 
 @handles(MEETING_OPERATION_RESULT)
-# A failure here is the broker or the database, not a provider: retried, and redelivered if the worker dies.
+# A failure here is the broker or the database, not a provider: retried a few times within a minute or two (the
+# deliveries are rows already: when this gives up, the sweep sends their couriers), redelivered if the worker dies.
 @shared_task(
-    name="notifications.meeting_result", acks_late=True, autoretry_for=(Exception,), retry_backoff=2, max_retries=8
+    name="notifications.meeting_result",
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
 )
 def notify_meeting_result(event_id: str) -> None:
     """Send a courier for each unfinished delivery of a meeting result event (written with the event). Handling

@@ -12,7 +12,6 @@ lost is simply asked again, and the answer to the repeat says how it stands.
 """
 
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -28,6 +27,7 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
+    attempt_open,
     client_ready,
     not_before_in,
     retry_after_too_long,
@@ -153,13 +153,11 @@ def _claim(operation_id: UUID) -> "_CallPlan | WorkStep":
                     reason=_reason_failed(operation, session, meeting, operation.last_error or "no attempt left"),
                 )
                 return DONE
-            attempt_id = uuid.uuid4()
-            _move(
+            attempt_id = attempt_open(
                 operation,
                 MeetingOperationState.RUNNING,
-                attempts=operation.attempts + 1,
-                attempt_id=attempt_id,
-                attempt_started_at=now,
+                transitions=MEETING_OPERATION_TRANSITIONS,
+                now=now,
                 not_before=None,
             )
     if provisioning:

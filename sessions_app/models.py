@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from booking_project.provider_work import ProviderWorkRow
+from booking_project.provider_work import NeedsPersonRow, ProviderWorkRow
 from meetings_app.models import MeetingProvider
 from sessions_app.types import SESSION_TYPE_CHOICES, SESSION_TYPES
 
@@ -167,7 +167,7 @@ SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class MeetingSaga(ProviderWorkRow):
+class MeetingSaga(ProviderWorkRow, NeedsPersonRow):
     """Where the provisioning of a session's meeting stands: one row per session, the truth the Celery
     tasks read and write (the tasks are only couriers)."""
 
@@ -182,14 +182,6 @@ class MeetingSaga(ProviderWorkRow):
     )
     compensation_reason = models.TextField(blank=True)
     cancel_attempts = models.PositiveSmallIntegerField(default=0)
-    requires_manual_intervention = models.BooleanField(default=False)
-    manual_intervention_reason = models.TextField(blank=True)
-    manual_intervention_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolution_note = models.TextField(blank=True)
 
     class Meta:
         constraints = [

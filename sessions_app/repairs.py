@@ -9,10 +9,9 @@ import logging
 from uuid import UUID
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts_app.models import User
-from booking_project.provider_work import work_move
+from booking_project.provider_work import needs_person_resolve, work_move
 from meetings_app.models import MeetingStatus
 from meetings_app.providers.base import ProviderError
 from meetings_app.services import MeetingManager
@@ -74,15 +73,7 @@ def saga_resolve(*, session_id: UUID, actor_id: UUID | None, note: str, via: str
             return
         actor = User.objects.filter(id=actor_id).first() if actor_id else None
         reason = saga.manual_intervention_reason
-        work_move(
-            saga,
-            saga.state,
-            transitions=SAGA_TRANSITIONS,
-            requires_manual_intervention=False,
-            resolved_by=actor,
-            resolved_at=timezone.now(),
-            resolution_note=note,
-        )
+        needs_person_resolve(saga, transitions=SAGA_TRANSITIONS, actor=actor, note=note)
         audit_record(
             session_id=session_id,
             action=AuditAction.INTERVENTION_RESOLVED,

@@ -36,7 +36,9 @@ from booking_project.provider_work import (
     WorkKind,
     WorkStep,
     attempt_lease_held,
+    attempt_open,
     client_ready,
+    needs_person_flag,
     not_before_in,
     retry_after_too_long,
     step_loop,
@@ -168,20 +170,20 @@ def _claim(run: _Run) -> "str | SagaStep":
         if saga.state in (SagaState.COMPENSATING, SagaState.MEETING_CREATED):
             return saga.state
         now = timezone.now()
-        attempt_open = saga.state == SagaState.CREATING
-        if attempt_open and attempt_lease_held(saga, now=now):
+        attempt_left_open = saga.state == SagaState.CREATING
+        if attempt_left_open and attempt_lease_held(saga, now=now):
             # Another worker is calling the provider right now (a duplicate delivery): it finishes the step.
             logger.info("saga.busy", extra=log)
             return DONE
         session = saga.session
         # An attempt left open by a worker that died mid-call is an answer lost like any other.
-        outcome_unknown = saga.outcome_unknown or attempt_open
+        outcome_unknown = saga.outcome_unknown or attempt_left_open
         if session.status != SessionStatus.PENDING_MEETING and not outcome_unknown:
             # The session moved on (cancelled) before any meeting was asked for: nothing to make or undo.
             _move(saga, SagaState.FAILED, finished_at=now, last_error=f"session {session.status} before provisioning")
             return DONE
         exhausted = saga.attempts >= settings.SAGA_MAX_ATTEMPTS
-        if (exhausted or session.status != SessionStatus.PENDING_MEETING) and not attempt_open:
+        if (exhausted or session.status != SessionStatus.PENDING_MEETING) and not attempt_left_open:
             # Out of attempts (or no longer wanted), an unknown outcome included: compensation looks for it.
             reason = (
                 _reason_gave_up(session, saga.last_error)
@@ -190,13 +192,12 @@ def _claim(run: _Run) -> "str | SagaStep":
             )
             _move(saga, SagaState.COMPENSATING, compensation_reason=reason, outcome_unknown=outcome_unknown)
             return SagaState.COMPENSATING
-        attempt_id = uuid.uuid4()
-        _move(
+        attempt_id = attempt_open(
             saga,
             SagaState.CREATING,
-            attempt_id=attempt_id,
-            attempt_started_at=now,
-            attempts=saga.attempts if exhausted else saga.attempts + 1,
+            transitions=SAGA_TRANSITIONS,
+            now=now,
+            counted=not exhausted,
             not_before=None,
             outcome_unknown=outcome_unknown,
         )
@@ -573,17 +574,7 @@ def saga_manual_intervention_flag(*, session_id: UUID, reason: str) -> None:
 
 
 def _manual_intervention_flag(saga: MeetingSaga, reason: str) -> None:
-    reasons = saga.manual_intervention_reason if saga.requires_manual_intervention else ""
-    _move(
-        saga,
-        saga.state,
-        requires_manual_intervention=True,
-        manual_intervention_reason="\n".join(filter(None, [reasons, reason])),
-        manual_intervention_at=timezone.now(),
-        resolved_by=None,
-        resolved_at=None,
-        resolution_note="",
-    )
+    needs_person_flag(saga, transitions=SAGA_TRANSITIONS, reason=reason)
     logger.error("saga.manual_intervention", extra={"sessionId": str(saga.session_id), "reason": reason})
 
 

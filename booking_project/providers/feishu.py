@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -141,3 +142,12 @@ class FeishuOpenApi:
         with self._calendar_lock:
             self._calendar_id = calendar_id
         return calendar_id
+
+
+def events_path(calendar_id: str) -> str:
+    """Where a calendar's events are (Calendar v4), the calendar id escaped as one path segment."""
+    return f"{CALENDARS_PATH}/{quote(calendar_id, safe='')}/events"
+
+
+def event_path(calendar_id: str, event_id: str) -> str:
+    return f"{events_path(calendar_id)}/{quote(event_id, safe='')}"

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 
-from booking_project.providers.feishu import CALENDARS_PATH, FeishuOpenApi
+from booking_project.providers.feishu import FeishuOpenApi, event_path, events_path
 from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
 
 EVENT_NOT_FOUND = 193001
@@ -33,7 +32,7 @@ class FeishuCalendarClient(CalendarProviderClient):
         calendar_id = self._app_calendar_id()
         data = self._api.call(
             "POST",
-            _events_path(calendar_id),
+            events_path(calendar_id),
             operation="calendar.create",
             params={"idempotency_key": idempotency_key},
             json={**_event_body(event), "attendee_ability": "none"},
@@ -47,7 +46,7 @@ class FeishuCalendarClient(CalendarProviderClient):
         # Adding an attendee already on the event changes nothing, so a repeated create is harmless here too.
         self._api.call(
             "POST",
-            f"{_event_path(calendar_id, event_id)}/attendees",
+            f"{event_path(calendar_id, event_id)}/attendees",
             operation="calendar.create",
             params={"user_id_type": "open_id"},
             json={"attendees": [_attendee(event)], "need_notification": True},
@@ -55,14 +54,12 @@ class FeishuCalendarClient(CalendarProviderClient):
         return ProvidedCalendarEvent(calendar_id=calendar_id, event_id=event_id)
 
     def update(self, calendar_id: str, event_id: str, event: CalendarEventRequest) -> None:
-        self._api.call(
-            "PATCH", _event_path(calendar_id, event_id), operation="calendar.update", json=_event_body(event)
-        )
+        self._api.call("PATCH", event_path(calendar_id, event_id), operation="calendar.update", json=_event_body(event))
 
     def delete(self, calendar_id: str, event_id: str) -> None:
         self._api.call(
             "DELETE",
-            _event_path(calendar_id, event_id),
+            event_path(calendar_id, event_id),
             operation="calendar.delete",
             params={"need_notification": "true"},
             done_codes={EVENT_NOT_FOUND},
@@ -76,14 +73,6 @@ class FeishuCalendarClient(CalendarProviderClient):
 
     def prepare(self, *, operation: str) -> None:
         self._api.prepare(operation=operation)
-
-
-def _events_path(calendar_id: str) -> str:
-    return f"{CALENDARS_PATH}/{quote(calendar_id, safe='')}/events"
-
-
-def _event_path(calendar_id: str, event_id: str) -> str:
-    return f"{_events_path(calendar_id)}/{quote(event_id, safe='')}"
 
 
 def _event_body(event: CalendarEventRequest) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 
-from booking_project.providers.feishu import CALENDARS_PATH, FeishuOpenApi
+from booking_project.providers.feishu import FeishuOpenApi, event_path, events_path
 from meetings_app.providers.base import MeetingProviderClient, MeetingRequest, ProvidedMeeting
 
 RESERVES_PATH = "/open-apis/vc/v1/reserves"
@@ -111,7 +111,7 @@ class FeishuMeetingClient(MeetingProviderClient):
         if _is_calendar_meeting(provider_meeting_id):
             calendar_id, event_id = _calendar_meeting_ids(provider_meeting_id)
             self._api.call(
-                "PATCH", _event_path(calendar_id, event_id), operation="update", json=_calendar_meeting_times(request)
+                "PATCH", event_path(calendar_id, event_id), operation="update", json=_calendar_meeting_times(request)
             )
             return
         self._api.call(
@@ -125,7 +125,7 @@ class FeishuMeetingClient(MeetingProviderClient):
         if _is_calendar_meeting(provider_meeting_id):
             calendar_id, event_id = _calendar_meeting_ids(provider_meeting_id)
             self._api.call(
-                "DELETE", _event_path(calendar_id, event_id), operation="cancel", done_codes={EVENT_NOT_FOUND}
+                "DELETE", event_path(calendar_id, event_id), operation="cancel", done_codes={EVENT_NOT_FOUND}
             )
             return
         self._api.call("DELETE", _reserve_path(provider_meeting_id), operation="cancel", done_codes={RESERVE_NOT_FOUND})
@@ -136,7 +136,7 @@ class FeishuMeetingClient(MeetingProviderClient):
         calendar_id = self._api.app_calendar_id(configured=self._calendar_id, operation="create")
         data = self._api.call(
             "POST",
-            _events_path(calendar_id),
+            events_path(calendar_id),
             operation="create",
             params={"idempotency_key": request.idempotency_key},
             json={
@@ -191,14 +191,6 @@ def _calendar_meeting_id(calendar_id: str, event_id: str) -> str:
 def _calendar_meeting_ids(provider_meeting_id: str) -> tuple[str, str]:
     calendar_id, _, event_id = provider_meeting_id.removeprefix(_CALENDAR_MEETING_PREFIX).rpartition("|")
     return calendar_id, event_id
-
-
-def _events_path(calendar_id: str) -> str:
-    return f"{CALENDARS_PATH}/{quote(calendar_id, safe='')}/events"
-
-
-def _event_path(calendar_id: str, event_id: str) -> str:
-    return f"{_events_path(calendar_id)}/{quote(event_id, safe='')}"
 
 
 def _calendar_meeting_times(request: MeetingRequest) -> dict[str, Any]:
