@@ -252,3 +252,43 @@ def test_the_probes_answer_a_load_balancer_by_address_over_plain_http(client, se
 
 def test_the_probes_refuse_other_methods_in_the_contracts_shape(client):
     assert_error(client.post("/readyz"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_with_redis_unreachable_the_admins_repairs_answer_and_leave_the_work_to_the_sweep(
+    redis_at, counselor_api, student, mentor
+):
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts_app.services import operator_make
+    from notifications_app.models import DeliveryState, NotificationDelivery
+    from sessions_app.models import MeetingSaga
+    from tests.factories import StaffFactory
+    from tests.notification_factories import GivenUpDeliveryFactory
+
+    # given a notification that gave up and a session waiting for its meeting in the queue
+    given_up = GivenUpDeliveryFactory()
+    session_id = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json").json()[
+        "sessionId"
+    ]
+    MeetingSaga.objects.filter(session_id=session_id).update(requires_manual_intervention=True)
+    operator = Client()
+    operator.force_login(operator_make(user=StaffFactory()))
+
+    # when Redis goes away and an operator sends the notification again and re-provisions the session
+    redis_at(REFUSED)
+    retried = operator.post(
+        reverse("admin:notifications_app_notificationdelivery_changelist"),
+        {"action": "retry", "_selected_action": [given_up.pk], "index": 0},
+    )
+    reprovisioned = operator.post(
+        reverse("admin:sessions_app_manualintervention_changelist"),
+        {"action": "reprovision", "_selected_action": [MeetingSaga.objects.get(session_id=session_id).pk], "index": 0},
+        follow=True,
+    )
+
+    # then both pages answer, the notification waits (pending) for the sweep, and the operator is told
+    assert retried.status_code == 302
+    assert NotificationDelivery.objects.get(pk=given_up.pk).state == DeliveryState.PENDING
+    assert reprovisioned.status_code == 200
+    assert "the sweep re-drives the provisioning once it is back" in reprovisioned.content.decode()
