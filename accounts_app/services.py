@@ -1,3 +1,4 @@
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from accounts_app.models import Profile, Role, User
@@ -38,4 +39,49 @@ def person_create(
         calendar_provider=calendar_provider,
         counselor=counselor,
     )
+    return user
+
+
+OPERATORS_GROUP = "operators"
+# What operators may do besides looking: work the manual-intervention queue, and send again (or resolve) the
+# notifications that gave up.
+# Each admin action names the one it needs (sessions_app/admin.py, notifications_app/admin.py).
+OPERATOR_ACTION_PERMISSIONS = [
+    "sessions_app.retry_manualintervention",
+    "sessions_app.reprovision_manualintervention",
+    "sessions_app.resolve_manualintervention",
+    "notifications_app.retry_notification",
+    "notifications_app.resolve_notification",
+]
+# Where operators look: every list these apps keep in the admin (view_* only; nothing there is edited by hand,
+# and balances are not theirs to change: holds_app.change_entitlement is granted on its own).
+OPERATOR_VIEWED_APPS = ["sessions_app", "holds_app", "calendar_app", "meetings_app", "notifications_app"]
+
+
+@transaction.atomic
+def operators_group_ensure() -> Group:
+    """The "operators" group with exactly the operators' permissions (created, or brought up to date)."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    actions = Q()
+    for name in OPERATOR_ACTION_PERMISSIONS:
+        app_label, codename = name.split(".")
+        actions |= Q(content_type__app_label=app_label, codename=codename)
+    views = Q(content_type__app_label__in=OPERATOR_VIEWED_APPS, codename__startswith="view_")
+    permissions = list(Permission.objects.filter(actions | views))
+    missing = set(OPERATOR_ACTION_PERMISSIONS) - {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+    if missing:
+        raise RuntimeError(f"Permissions not found (migrations not run?): {sorted(missing)}")
+    group.permissions.set(permissions)
+    return group
+
+
+@transaction.atomic
+def operator_make(*, user: User) -> User:
+    """Make `user` an operator: staff (may log in to the admin), not a superuser, in the operators group."""
+    user.is_staff, user.is_superuser = True, False
+    user.save(update_fields=["is_staff", "is_superuser"])
+    user.groups.add(operators_group_ensure())
     return user

@@ -2,6 +2,7 @@
 
 import io
 import json
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -111,6 +112,17 @@ class RequestBodyLimitMiddleware:
         # even while the server is still draining or dropping the body it sent.
         response["Content-Length"] = str(len(response.content))
         return response
+
+
+def control_characters_refuse(value: str) -> None:
+    """Text that ends up in an email subject or a calendar title must be one line of printable characters: a
+    line break there ends the header (Django refuses to send it, so every email of the session would fail)."""
+    if any(unicodedata.category(c) in _CONTROL_CATEGORIES for c in value):
+        raise serializers.ValidationError("Control characters (such as a line break or a tab) are not allowed.")
+
+
+# Cc: C0 and C1 controls (\n, \r, \t, NEL...); Zl, Zp: the Unicode line and paragraph separators.
+_CONTROL_CATEGORIES = {"Cc", "Zl", "Zp"}
 
 
 class UUIDStringField(serializers.UUIDField):

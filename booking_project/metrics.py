@@ -18,7 +18,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -29,6 +29,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from booking_project.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +193,23 @@ def metrics_exposition() -> bytes:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics. With METRICS_TOKEN set, only `Authorization: Bearer <token>` is answered."""
+    """GET /metrics. With METRICS_TOKEN set (production requires it), only `Authorization: Bearer <token>` is
+    answered; any other credential, however malformed, is 401."""
     token = settings.METRICS_TOKEN
-    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
-        return HttpResponse(status=401, headers={"WWW-Authenticate": "Bearer"})
+    if token and not bearer_token_matches(request.headers.get("Authorization", ""), token):
+        error = error_body("UNAUTHENTICATED", "Send Authorization: Bearer <METRICS_TOKEN>.")
+        return JsonResponse(error, status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     if request.method not in ("GET", "HEAD"):
-        return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
+        error = error_body("METHOD_NOT_ALLOWED", f'Method "{request.method}" not allowed.')
+        return JsonResponse(error, status=405, headers={"Allow": "GET, HEAD"})
     return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+def bearer_token_matches(header: str, token: str) -> bool:
+    """Whether an Authorization header carries this bearer token, compared in constant time. The header is
+    compared as bytes: a str with a character beyond ASCII would make compare_digest raise (a 500)."""
+    scheme, _, credential = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    given = credential.strip().encode("utf-8", errors="replace")
+    return hmac.compare_digest(given, token.encode("utf-8"))

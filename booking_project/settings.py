@@ -1,6 +1,7 @@
 """Settings, all read from the environment with local defaults that let a fresh checkout run."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    # Login throttling (accounts_app/login_throttle.py): failed logins counted per username and per address.
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -56,6 +59,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz, answered before anything else (booking_project/health.py).
+    "booking_project.health.HealthMiddleware",
     # First, so the booking latency histogram counts every other middleware too.
     "booking_project.metrics.BookingLatencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -71,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "booking_project.urls"
@@ -125,6 +132,32 @@ DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAM
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts_app.User"
 
+# django-axes first: it refuses a login attempt for a username or an address locked out, before the password is
+# checked (the check itself would let an attacker go on guessing).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling for the counselor login page and the admin's (django-axes, counted in PostgreSQL, so it holds
+# across web processes and machines, and with Redis down): LOGIN_FAILURE_LIMIT failed logins for one username,
+# from anywhere, or from one address, for any username, lock that username or address out for
+# LOGIN_LOCKOUT_MINUTES (429 with a message saying so and Retry-After). A success resets the count.
+AXES_ENABLED = env.bool("LOGIN_THROTTLE_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "accounts_app.login_throttle.login_refused"
+AXES_CLIENT_IP_CALLABLE = "accounts_app.login_throttle.client_address"
+# Successful logins are not kept (Django's last_login says when); failures are, until their lockout expires.
+AXES_DISABLE_ACCESS_LOG = True
+# Unlock by hand with `manage.py axes_reset_username <name>` / `axes_reset_ip <address>`, not in the admin.
+AXES_ENABLE_ADMIN = False
+# How many proxies (load balancers) in front of the web set X-Forwarded-For: the client's address is that many
+# entries from its right. 0: the connection's own address (REMOTE_ADDR).
+LOGIN_TRUSTED_PROXY_COUNT = env.int("LOGIN_TRUSTED_PROXY_COUNT", default=0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -154,13 +187,32 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# The broker and the cache (booking_project/redis_connections.py): redis://, or Sentinels as
+# sentinel://host1:26379;sentinel://host2:26379;... with REDIS_SENTINEL_MASTER naming the master.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+if REDIS_URL.strip().startswith("sentinel://") and not REDIS_SENTINEL_MASTER:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("REDIS_URL names Sentinels: set REDIS_SENTINEL_MASTER to the master's name.")
+# Redis is never needed to answer a request: a request waits for it a fraction of a second at most, and after
+# a failure this process leaves it alone for REDIS_RETRY_AFTER_SECONDS (the throttles count in the process,
+# the outbox relay publishes the events later).
+REDIS_CONNECT_TIMEOUT_SECONDS = env.float("REDIS_CONNECT_TIMEOUT_SECONDS", default=0.25)
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.25)
+REDIS_RETRY_AFTER_SECONDS = env.float("REDIS_RETRY_AFTER_SECONDS", default=2.0)
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, reaching Sentinels too, and failing open (booking_project/cache.py).
+        "BACKEND": "booking_project.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="booking"),
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        },
     }
 }
 
@@ -176,17 +228,26 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must fail fast when Redis is down: the booking has committed, and the outbox relay will
 # publish the event later. A request must not hang on the broker.
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=1.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=REDIS_CONNECT_TIMEOUT_SECONDS)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": 1,
-    "socket_timeout": 5,
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
     # How kombu retries a lost connection when a message is published (the worker's consumer passes its own
-    # limits): once, at once, so a booking answers within about a second even with Redis down.
+    # limits): once, at once. A booking waits on a dead Redis one timeout at most, and the next ones not at
+    # all (booking_project.redis_connections.redis_circuit).
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+if REDIS_URL.strip().startswith("sentinel://"):
+    # kombu's sentinel transport asks the Sentinels for the master, and again after a failover.
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        **({"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}),
+    }
 CELERY_TASK_PUBLISH_RETRY = False
 # Notifications wait on calendar providers and mail servers: on a queue and a worker of their own (Procfile
 # `notifier`), a slow calendar never holds up the provisioning of meetings (the `worker`, default queue).
@@ -233,6 +294,8 @@ if DEFAULT_MEETING_PROVIDER not in ("feishu", "zoom"):
 # Unset: the registry's defaults (sessions_app/types.py). Set to a comma-separated list to override.
 BILLABLE_SESSION_TYPES = env.list("BILLABLE_SESSION_TYPES", default=None)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# How often beat deletes the idempotency records older than the TTL (sessions_app.idempotency).
+IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS = env.float("IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS", default=3600.0)
 THROTTLE_BOOK_RATE = env.str("THROTTLE_BOOK_RATE", default="30/min")
 THROTTLE_ACTION_RATE = env.str("THROTTLE_ACTION_RATE", default="60/min")
 for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE):
@@ -272,6 +335,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions.saga_sweep",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
+    },
+    "idempotency-records-expire": {
+        "task": "sessions.idempotency_records_expire",
+        "schedule": IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS,
+        "options": {"expires": IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS},
     },
 }
 
@@ -374,6 +442,22 @@ LOGGING = {
 # alert of DESIGN.md: provisioning over 10 s), and an optional bearer token for the scraper.
 METRICS_PENDING_THRESHOLD_SECONDS = env.float("METRICS_PENDING_THRESHOLD_SECONDS", default=10.0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+if PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    # Metrics name providers, queues and volumes: not for the internet. A scraper presents the token.
+    if len(METRICS_TOKEN) < 16:
+        raise ImproperlyConfigured(
+            "METRICS_TOKEN must be set (16 characters or more) when DJANGO_ENV=production: /metrics then answers "
+            "only Authorization: Bearer <token>."
+        )
+    # Credentials and meeting links travel to these: never in clear text.
+    for _name in ("FEISHU_BASE_URL", "ZOOM_API_BASE_URL", "ZOOM_OAUTH_URL", "GOOGLE_CALENDAR_BASE_URL"):
+        if not globals()[_name].lower().startswith("https://"):
+            raise ImproperlyConfigured(f"{_name} must be an https:// URL when DJANGO_ENV=production.")
+    # The OpenAPI document maps every endpoint and field: for people who log in (token or session).
+    SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"] = ["rest_framework.permissions.IsAuthenticated"]
 
 # Password of the demo people made by `seed_demo` (local demo only; never set in production).
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-pass-2026")

@@ -4,12 +4,18 @@ DRF's stock throttles keep a request history that they read, then write: two req
 both see room for one more, so a counselor hammering the endpoint from several connections gets past the
 limit. Here the count is one atomic Redis INCR per request in a fixed window, so no request beyond the
 limit ever reaches the view.
+
+Redis is not needed to answer (DESIGN.md): while it is unreachable each process counts on its own, so a
+counselor gets the rate from each web process instead of from all of them together — a looser limit for the
+length of the outage, never an error and never a wait.
 """
 
+import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
 _PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
@@ -38,14 +44,7 @@ class CounselorRateThrottle(BaseThrottle):
         count, period = limit
         now = time.time()
         window = int(now // period)
-        key = f"throttle:{self.scope}:{user.pk}:{window}"
-        # add() sets the key (with its expiry) only when absent; incr() is atomic in Redis.
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            used = cache.incr(key)
-        except ValueError:  # the window's key expired between add() and incr()
-            cache.add(key, 1, timeout=period + 1)
-            used = 1
+        used = window_count(f"throttle:{self.scope}:{user.pk}:{window}", period=period)
         if used <= count:
             return True
         self.wait_seconds = (window + 1) * period - now
@@ -53,6 +52,45 @@ class CounselorRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+def window_count(key: str, *, period: int) -> int:
+    """Requests counted so far under `key` (one fixed window), this one included: in Redis, shared by every
+    process, or in this process alone while Redis is unreachable."""
+    circuit = getattr(cache, "circuit", None)
+    if circuit is not None and circuit.closed():
+        name = cache.make_key(key)
+        try:
+            # One round trip, atomic: the window's key is made (with its expiry) if absent, then counted.
+            with cache.redis_client().pipeline(transaction=True) as pipe:
+                pipe.set(name, 0, ex=period + 1, nx=True)
+                pipe.incr(name)
+                return pipe.execute()[1]
+        except RedisError as error:
+            circuit.trip(error)
+    return process_counts.incr(key, period=period)
+
+
+class ProcessWindowCounts:
+    """Fixed-window counters of this process alone, for while Redis is unreachable."""
+
+    def __init__(self, *, max_keys: int = 10_000):
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, float]] = {}  # key -> (count, when it may be forgotten)
+        self._max_keys = max_keys
+
+    def incr(self, key: str, *, period: int) -> int:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._counts) >= self._max_keys:
+                # Keys name their window, so an old window's key is never counted again: forget it.
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+            count, forget_at = self._counts.get(key, (0, now + period + 1))
+            self._counts[key] = (count + 1, forget_at)
+            return count + 1
+
+
+process_counts = ProcessWindowCounts()
 
 
 class BookThrottle(CounselorRateThrottle):

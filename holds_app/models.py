@@ -69,3 +69,27 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"hold {self.id} ({self.status})"
+
+
+class BalanceChange(models.Model):
+    """A person changed how many units a student bought (the admin): who, when, from what to what, and how many
+    were held or consumed then (what the balance could not go below). Append-only, like the sessions' audit
+    trail: the database refuses UPDATE, DELETE and TRUNCATE on this table (see the migration)."""
+
+    id = models.BigAutoField(primary_key=True)
+    entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT, related_name="balance_changes")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    # Where the change came from: "admin".
+    via = models.CharField(max_length=16)
+    # Null when this change created the entitlement.
+    units_before = models.PositiveIntegerField(null=True, blank=True)
+    units_after = models.PositiveIntegerField()
+    units_spent = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name_plural = "balance changes"
+
+    def __str__(self) -> str:
+        return f"{self.entitlement_id}: {self.units_before} -> {self.units_after} by {self.actor_id or 'the system'}"

@@ -17,15 +17,19 @@ class _NeedsPersonActions:
 
     actions = ["retry", "resolve"]
 
-    def has_change_permission(self, request, obj=None):
-        # The actions need it; the form itself stays read-only (every field is in readonly_fields).
-        return request.user.is_active and request.user.is_staff
-
     @admin.display(description="reason")
     def short_reason(self, row) -> str:
         return Truncator(row.manual_intervention_reason or row.last_error).chars(120)
 
-    @admin.action(description="Retry the selected notifications")
+    # Each action names the permission it needs (NotificationDelivery.Meta.permissions, for reminders too):
+    # seeing the list (view_*) is not acting on it. ActionPermissionsAdmin answers 403 to anyone without it.
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("notifications_app.retry_notification")
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("notifications_app.resolve_notification")
+
+    @admin.action(description="Retry the selected notifications", permissions=["retry"])
     def retry(self, request, queryset):
         send_again = delivery_retry if queryset.model is NotificationDelivery else reminder_retry
         key = "delivery_id" if queryset.model is NotificationDelivery else "reminder_id"
@@ -34,7 +38,7 @@ class _NeedsPersonActions:
         if skipped := queryset.count() - retried:
             self.message_user(request, f"{skipped} had not given up (nothing to retry).", messages.WARNING)
 
-    @admin.action(description="Mark resolved (dealt with by hand)")
+    @admin.action(description="Mark resolved (dealt with by hand)", permissions=["resolve"])
     def resolve(self, request, queryset):
         resolved = sum(notification_resolve(row=row, actor=request.user, note="dealt with by hand") for row in queryset)
         self.message_user(request, f"{resolved} resolved.", messages.SUCCESS)

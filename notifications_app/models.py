@@ -91,6 +91,12 @@ class NotificationDelivery(NotificationWorkRow):
 
     class Meta:
         verbose_name_plural = "notification deliveries"
+        # What an operator may do with a notification that gave up, a delivery or a reminder (the admin's actions
+        # declare which they need): sending again writes to people, more than looking at the list.
+        permissions = [
+            ("retry_notification", "Can send a notification that gave up again"),
+            ("resolve_notification", "Can mark a notification that gave up resolved"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["event_id", "channel", "recipient", "email_kind"],

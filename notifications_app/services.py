@@ -719,7 +719,8 @@ def _retry(model, transitions, row_id: UUID, actor: User | None, *, not_before: 
             resolution_note="sent again",
         )
         redrive = _deliveries_redrive if model is NotificationDelivery else _reminders_redrive
-        transaction.on_commit(lambda: redrive([row_id]))
+        # Robust: with the broker down the row waits, PENDING, for the sweep; the operator's page still answers.
+        transaction.on_commit(lambda: redrive([row_id]), robust=True)
     logger.info("notifications.retried", extra={**_log(row), "actorId": str(actor.id) if actor else None})
     return True
 

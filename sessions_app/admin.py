@@ -173,9 +173,16 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(requires_manual_intervention=True)
 
-    def has_change_permission(self, request, obj=None):
-        # The actions need it; the form itself stays read-only (every field is in readonly_fields).
-        return request.user.is_active and request.user.is_staff
+    # Each action names the permission it needs (ManualIntervention.Meta.permissions): seeing the queue
+    # (view_manualintervention) is not working it. ActionPermissionsAdmin answers 403 to anyone without it.
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("sessions_app.retry_manualintervention")
+
+    def has_reprovision_permission(self, request) -> bool:
+        return request.user.has_perm("sessions_app.reprovision_manualintervention")
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("sessions_app.resolve_manualintervention")
 
     @admin.display(description="reason")
     def short_reason(self, saga: ManualIntervention) -> str:
@@ -185,7 +192,7 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
     def session_status(self, saga: ManualIntervention) -> str:
         return saga.session.status
 
-    @admin.action(description="Retry the provider cancel of the meeting")
+    @admin.action(description="Retry the provider cancel of the meeting", permissions=["retry"])
     def retry_provider_cancel(self, request, queryset):
         self._repair(
             request,
@@ -196,7 +203,7 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
             "see last error).",
         )
 
-    @admin.action(description="Retry moving the meeting to the session's time")
+    @admin.action(description="Retry moving the meeting to the session's time", permissions=["retry"])
     def retry_meeting_move(self, request, queryset):
         self._repair(
             request,
@@ -215,7 +222,7 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
             else:
                 self.message_user(request, f"{saga.session_id}: {not_done}", messages.WARNING)
 
-    @admin.action(description="Re-provision the meeting")
+    @admin.action(description="Re-provision the meeting", permissions=["reprovision"])
     def reprovision(self, request, queryset):
         for saga in queryset:
             try:
@@ -225,7 +232,7 @@ class ManualInterventionAdmin(ViewOnlyAdmin):
             else:
                 self.message_user(request, f"{saga.session_id}: {outcome}", messages.SUCCESS)
 
-    @admin.action(description="Mark resolved with a note")
+    @admin.action(description="Mark resolved with a note", permissions=["resolve"])
     def resolve_with_note(self, request, queryset):
         if "note" in request.POST:
             note = request.POST["note"].strip()

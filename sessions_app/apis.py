@@ -26,12 +26,13 @@ from booking_project.api import (
     StrictSerializer,
     UUIDStringField,
     WholeNumberField,
+    control_characters_refuse,
     error_responses,
 )
 from booking_project.errors import ApplicationError, NotFound
 from booking_project.throttles import ActionThrottle, BookThrottle
 from meetings_app.models import MeetingProvider
-from sessions_app.idempotency import IdempotentRequest, request_fingerprint
+from sessions_app.idempotency import IdempotentRequest, booking_fingerprint
 from sessions_app.models import Session, SessionStatus
 from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer
 from sessions_app.services import (
@@ -115,7 +116,9 @@ class SessionBookApi(APIView):
         scheduledStartTime = AwareDateTimeField()
         duration = WholeNumberField(min_value=15, max_value=240)
         meetingProvider = serializers.ChoiceField(choices=MeetingProvider.choices, required=False)
-        topic = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        topic = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, validators=[control_characters_refuse]
+        )
 
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             single, several = data.get("studentId"), data.get("studentIds")
@@ -134,10 +137,15 @@ class SessionBookApi(APIView):
         responses={201: SessionOutputSerializer, **error_responses(400, 401, 403, 404, 409, 413, 422, 429)},
     )
     def post(self, request: Request) -> Response:
-        idempotency = self._idempotent_request(request)
+        key = self._idempotency_key(request)
         body = self.InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        idempotency = None
+        if key is not None:
+            idempotency = IdempotentRequest(
+                key=key, fingerprint=booking_fingerprint(data), render=session_representation
+            )
         outcome = session_book(
             counselor=request.user,
             session_type=session_type_get(data["sessionType"]),
@@ -156,13 +164,11 @@ class SessionBookApi(APIView):
         return Response(session_representation(outcome.session), status=201, headers=headers)
 
     @staticmethod
-    def _idempotent_request(request: Request) -> IdempotentRequest | None:
+    def _idempotency_key(request: Request) -> str | None:
         key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return None
-        if not 1 <= len(key) <= 255:
+        if key is not None and not 1 <= len(key) <= 255:
             raise ApplicationError(details={"Idempotency-Key": ["Use 1 to 255 characters."]})
-        return IdempotentRequest(key=key, fingerprint=request_fingerprint(request.data), render=session_representation)
+        return key
 
 
 class SessionListPagination(PageNumberPagination):

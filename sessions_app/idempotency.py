@@ -7,18 +7,21 @@ transaction as the booking: a crash can never leave a booking without its record
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from booking_project.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from sessions_app.models import IdempotencyRecord, Session
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,25 @@ class IdempotentRequest:
     response_status: int = 201
 
 
-def request_fingerprint(body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def booking_fingerprint(data: dict[str, Any]) -> str:
+    """What makes two booking requests the same booking: their parsed, validated bodies, not their bytes. A
+    start written with `Z` or `+00:00` or `+08:00` is one instant; `studentId` is `studentIds` of one; a
+    missing provider or topic is the default one."""
+    return _fingerprint(
+        {
+            "sessionType": data["sessionType"],
+            "studentIds": [str(student_id) for student_id in data["studentIds"]],
+            "mentorId": str(data["mentorId"]),
+            "start": data["scheduledStartTime"].astimezone(UTC).isoformat(),
+            "duration": data["duration"],
+            "meetingProvider": data.get("meetingProvider") or settings.DEFAULT_MEETING_PROVIDER,
+            "topic": data.get("topic") or None,
+        }
+    )
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -68,3 +88,25 @@ def idempotency_remember(*, counselor_id: UUID, request: IdempotentRequest, sess
         response_status=request.response_status,
         response_body=request.render(session),
     )
+
+
+def idempotency_records_expire(*, now: datetime | None = None, batch_size: int = 1000) -> int:
+    """Delete the records older than IDEMPOTENCY_KEY_TTL_HOURS (their keys are free again anyway), in batches,
+    each claimed with SKIP LOCKED: two clean-ups at once (two beats) delete each row once and never wait on
+    each other or on a booking that holds one. Returns how many this call deleted."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                IdempotencyRecord.objects.select_for_update(skip_locked=True)
+                .filter(created_at__lt=cutoff)
+                .values_list("id", flat=True)[:batch_size]
+            )
+            if batch:
+                deleted += IdempotencyRecord.objects.filter(id__in=batch).delete()[0]
+        if len(batch) < batch_size:
+            break
+    if deleted:
+        logger.info("idempotency.records_expired", extra={"deleted": deleted})
+    return deleted

@@ -280,6 +280,13 @@ class ManualIntervention(MeetingSaga):
         proxy = True
         verbose_name = "manual intervention"
         verbose_name_plural = "manual-intervention queue"
+        # What an operator may do to the queue (the admin's actions declare which they need; seed_demo's
+        # "operators" group has them all). Retry and re-provision call providers and may spend a unit.
+        permissions = [
+            ("retry_manualintervention", "Can retry the provider call of a manual intervention"),
+            ("reprovision_manualintervention", "Can re-provision the meeting of a manual intervention"),
+            ("resolve_manualintervention", "Can mark a manual intervention resolved"),
+        ]
 
 
 class AuditAction(models.TextChoices):

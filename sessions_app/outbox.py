@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from booking_project.events import event_type_get
+from booking_project.redis_connections import broker_circuit
 from sessions_app.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,20 @@ def outbox_event_add(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
     event = OutboxEvent.objects.create(type=type, version=event_type.version, payload=payload)
     for recorder in event_type.recorders:
         recorder(event)
-    transaction.on_commit(partial(outbox_event_publish, event=event), robust=True)
+    transaction.on_commit(partial(_publish_after_commit, event=event), robust=True)
     return event
+
+
+def _publish_after_commit(*, event: OutboxEvent) -> None:
+    """Publish at once, unless the broker (or the cache, when they are one Redis) failed moments ago in this
+    process: then leave the event to the relay straight away, so that a request during an outage does not wait
+    on the broker at all."""
+    circuit = broker_circuit()
+    if not circuit.closed():
+        logger.info("outbox.publish_deferred", extra={"eventId": str(event.id), "eventType": event.type})
+        return
+    if not outbox_event_publish(event=event):
+        circuit.trip("publishing an event failed (outbox.publish_failed)")
 
 
 def outbox_event_publish(*, event: OutboxEvent) -> bool:

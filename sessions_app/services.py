@@ -273,7 +273,11 @@ def session_reprovision(*, session_id: UUID, actor: User) -> str:
         session_retry(session_id=session_id, actor=actor, via="admin")
         return "booked again; the meeting is being provisioned."
     if status == SessionStatus.PENDING_MEETING:
-        provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
+        try:
+            provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
+        except Exception as error:  # noqa: BLE001 - the broker is down: the sweep re-drives it once it is back
+            logger.warning("session.reprovision_deferred", extra={"sessionId": str(session_id), "error": repr(error)})
+            return "the broker is unreachable: the sweep re-drives the provisioning once it is back."
         return "provisioning re-driven."
     raise InvalidState(
         f"A {status} session has nothing to provision.", details={"status": status, "requested": "reprovision"}

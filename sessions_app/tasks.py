@@ -7,6 +7,7 @@ from django.conf import settings
 
 from booking_project.events import SESSION_CANCELLED, SESSION_CREATED, SESSION_RESCHEDULED, handles
 from booking_project.provider_work import provider_work_sweep
+from sessions_app.idempotency import idempotency_records_expire
 from sessions_app.meeting_operations import meeting_operation_advance
 from sessions_app.models import OutboxEvent
 from sessions_app.outbox import outbox_relay
@@ -68,3 +69,8 @@ def sweep_sagas() -> int:
     """The provider-work engine's one sweep: every registered kind's rows without progress are re-driven
     (sagas, meeting operations, calendar events, emails, reminders)."""
     return provider_work_sweep()
+
+
+@shared_task(name="sessions.idempotency_records_expire", acks_late=True)
+def expire_idempotency_records() -> int:
+    return idempotency_records_expire()

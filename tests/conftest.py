@@ -98,6 +98,25 @@ def celery_broker_switch(url: str) -> None:
     app.amqp._producer_pool = None
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database lets Django empty the append-only audit tables between tests: their triggers refuse
+    TRUNCATE unless the database says otherwise (sessions_app migration 0006), and Django's flush truncates.
+    Connections opened before the setting (the pool's) are closed so that every later one has it."""
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"ALTER DATABASE {connection.ops.quote_name(connection.settings_dict['NAME'])} "
+                "SET booking.allow_audit_truncate = 'on'"
+            )
+        for each in connections.all():
+            each.close()
+            if getattr(each, "pool", None) is not None:
+                each.close_pool()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_broker_of_tests():
     from booking_project.celery import app
@@ -113,6 +132,17 @@ def throttles_off(settings):
     """Rate limits are off unless a test turns them on: many tests book more than a counselor may per minute."""
     settings.THROTTLE_BOOK_RATE = "none"
     settings.THROTTLE_ACTION_RATE = "none"
+
+
+@pytest.fixture(autouse=True)
+def redis_circuits_closed():
+    """Each test starts believing Redis is there: a test that stopped it must not leave this process skipping
+    it for the next one (booking_project/redis_connections.py)."""
+    from booking_project.redis_connections import redis_circuits_reset
+
+    redis_circuits_reset()
+    yield
+    redis_circuits_reset()
 
 
 @pytest.fixture

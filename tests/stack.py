@@ -42,6 +42,7 @@ STACK_SETTINGS = {
     "NOTIFICATION_RETRY_BACKOFF_SECONDS": "0.1",
     "NOTIFICATION_RETRY_BACKOFF_MAX_SECONDS": "0.4",
     "REMINDER_SEND_INTERVAL_SECONDS": "1",
+    "IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS": "1",
     # The sweep re-drives a notification delivery still undelivered this long after its last progress.
     "NOTIFICATION_STUCK_AFTER_SECONDS": "2",
     # The Procfile's thread counts are sized for production's provider latency; the tests' providers answer at

@@ -9,6 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts_app.models import Role
+from holds_app.models import Entitlement
+from holds_app.services import entitlement_units_set
 from meetings_app.models import Meeting
 from sessions_app.models import ManualIntervention, MeetingOperation, Session
 from tests.conftest import BOOK_URL, booking_body
@@ -54,6 +56,9 @@ def booked(counselor_api, student, mentor) -> dict:
     ReminderFactory(session_id=response.json()["sessionId"])
     NotificationDeliveryFactory(session_id=response.json()["sessionId"])
     GivenUpDeliveryFactory(session_id=response.json()["sessionId"])
+    # A balance changed by a person, so the balance changes have a row too.
+    entitlement = Entitlement.objects.filter(student=student).first()
+    entitlement_units_set(entitlement=entitlement, units_bought=entitlement.units_bought + 1, actor=None, via="admin")
     return response.json()
 
 

@@ -81,6 +81,20 @@ def test_the_trail_cannot_be_rewritten(counselor_api, student, mentor, statement
     assert AuditEntry.objects.get().via == "api"
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("statement", ["TRUNCATE sessions_app_auditentry", "TRUNCATE sessions_app_auditentry CASCADE"])
+def test_the_trail_cannot_be_truncated(counselor_api, student, mentor, statement):
+    counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json")
+    from django.db import connection
+
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        # As in production, where nothing sets it (only a test database lets Django's flush truncate the table).
+        cursor.execute("SET LOCAL booking.allow_audit_truncate = ''")
+        cursor.execute(statement)
+
+    assert AuditEntry.objects.get().via == "api"
+
+
 def test_the_session_admin_page_shows_its_trail(counselor_api, student, mentor, client):
     session_id = counselor_api.post(BOOK_URL, booking_body(student=student, mentor=mentor), format="json").json()[
         "sessionId"

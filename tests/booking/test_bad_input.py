@@ -77,6 +77,12 @@ FIELD_CASES = [
     ("topic of 201 characters", "topic", {"topic": "x" * 201}),
     ("topic of 10 kB", "topic", {"topic": "x" * 10_000}),
     ("topic with a NUL character", "topic", {"topic": "Resume\u0000review"}),
+    # A line break would end the email's Subject header: every email of the session would fail.
+    ("topic with a line break", "topic", {"topic": "Resume review\nBcc: everyone@example.com"}),
+    ("topic with a carriage return", "topic", {"topic": "Resume\rreview"}),
+    ("topic with a tab", "topic", {"topic": "Resume\treview"}),
+    ("topic with a next-line control", "topic", {"topic": "Resume\u0085review"}),
+    ("topic with a line separator", "topic", {"topic": "Resume\u2028review"}),
     ("unknown extra field", "foo", {"foo": 1}),
     ("meetingProvider teams", "meetingProvider", {"meetingProvider": "teams"}),
     ("missing sessionType", "sessionType", {"sessionType": _REMOVE}),

@@ -1,7 +1,10 @@
 """Idempotency-Key on booking (API.md "Book")."""
 
-from datetime import timedelta
+import threading
+from datetime import UTC, timedelta
 
+import pytest
+from django.db import connection
 from django.utils import timezone
 
 from sessions_app.models import IdempotencyRecord, OutboxEvent, Session
@@ -107,3 +110,109 @@ def test_a_key_older_than_a_day_is_free_again(counselor_api, mentor, student):
 
     assert again.status_code == 201
     assert Session.objects.count() == 2
+
+
+def test_the_same_instant_written_another_way_is_the_same_request(counselor_api, mentor, student):
+    # given a booking whose start is written in UTC with "Z"
+    start = future().astimezone(UTC)
+    body = booking_body(student=student, mentor=mentor, start=start)
+    body["scheduledStartTime"] = start.isoformat().replace("+00:00", "Z")
+    first = counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-instant"})
+    assert first.status_code == 201, first.content
+
+    # when it is sent again with the same key, the start written as +00:00, then as +08:00, and the student as
+    # a list of one
+    plus_zero = {**body, "scheduledStartTime": start.isoformat()}
+    as_list = {k: v for k, v in body.items() if k != "studentId"} | {
+        "scheduledStartTime": start.astimezone(timezone.get_fixed_timezone(8 * 60)).isoformat(),
+        "studentIds": [str(student.id)],
+    }
+    again = [
+        counselor_api.post(BOOK_URL, other, format="json", headers={"Idempotency-Key": "k-instant"})
+        for other in (plus_zero, as_list)
+    ]
+
+    # then it is the first booking, answered again, not a reused key
+    assert [r.status_code for r in again] == [201, 201], [r.content for r in again]
+    assert all(r.json() == first.json() and r["Idempotent-Replayed"] == "true" for r in again)
+    assert Session.objects.count() == 1
+
+
+def test_a_bare_body_difference_that_means_another_booking_is_still_422(counselor_api, mentor, student):
+    body = booking_body(student=student, mentor=mentor, topic="Resume review")
+    assert counselor_api.post(BOOK_URL, body, format="json", headers={"Idempotency-Key": "k-topic"}).status_code == 201
+
+    other = counselor_api.post(
+        BOOK_URL, {**body, "topic": "Mock interview"}, format="json", headers={"Idempotency-Key": "k-topic"}
+    )
+
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def _records(counselor, session_id, *, count: int, age: timedelta) -> None:
+    IdempotencyRecord.objects.bulk_create(
+        IdempotencyRecord(
+            counselor=counselor, key=f"old-{age}-{n}", request_fingerprint="f" * 64, session_id=session_id,
+            response_status=201, response_body={},
+        )
+        for n in range(count)
+    )  # fmt: skip
+    IdempotencyRecord.objects.filter(key__startswith=f"old-{age}-").update(created_at=timezone.now() - age)
+
+
+def test_the_periodic_clean_up_deletes_records_older_than_a_day_and_keeps_the_others(
+    counselor_api, counselor, mentor, student, settings
+):
+    # given a fresh record (a booking just made) and records 23 h and 25 h old
+    booked = counselor_api.post(
+        BOOK_URL, booking_body(student=student, mentor=mentor), format="json", headers={"Idempotency-Key": "fresh"}
+    ).json()
+    _records(counselor, booked["sessionId"], count=3, age=timedelta(hours=23))
+    _records(counselor, booked["sessionId"], count=5, age=timedelta(hours=25))
+
+    # when beat's clean-up runs
+    entry = next(
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "sessions.idempotency_records_expire"
+    )
+    from booking_project.celery import app
+
+    deleted = app.tasks[entry["task"]]()
+
+    # then the records over a day old are gone, the others kept
+    assert deleted == 5
+    assert sorted(IdempotencyRecord.objects.values_list("key", flat=True)) == sorted(
+        ["fresh", *(f"old-{timedelta(hours=23)}-{n}" for n in range(3))]
+    )
+
+
+@pytest.mark.race
+@pytest.mark.django_db(transaction=True)
+def test_two_clean_ups_at_once_delete_each_record_once():
+    from sessions_app.idempotency import idempotency_records_expire
+    from tests.conftest import funded_student
+    from tests.factories import CounselorFactory, MentorFactory
+
+    counselor = CounselorFactory()
+    booked = api_client_for(counselor).post(
+        BOOK_URL, booking_body(student=funded_student(counselor), mentor=MentorFactory()), format="json"
+    )
+    _records(counselor, booked.json()["sessionId"], count=400, age=timedelta(days=2))
+    barrier = threading.Barrier(2)
+    counts: list[int] = []
+
+    def clean_up() -> None:
+        try:
+            barrier.wait(timeout=10)
+            counts.append(idempotency_records_expire(batch_size=25))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=clean_up) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sum(counts) == 400 and len(counts) == 2
+    assert not IdempotencyRecord.objects.exists()

@@ -4,6 +4,7 @@ import signal
 
 from django.core.management.base import BaseCommand, CommandError
 
+from booking_project.demo import demo_only
 from meetings_app.sandbox import ProviderSandbox
 
 
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--verbose", action="store_true", help="Log one line per request to stderr.")
 
     def handle(self, *args, **options):
+        demo_only("run_provider_sandbox", "it answers as Feishu, Zoom and Google would, with no meeting behind it.")
         if options["latency_ms"] < 0:
             raise CommandError("--latency-ms must be >= 0.")
         if not 0 <= options["fail_rate"] <= 1:

@@ -8,7 +8,8 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from accounts_app.models import Role, User
-from accounts_app.services import person_create
+from accounts_app.services import operator_make, person_create
+from booking_project.demo import demo_only
 from holds_app.selectors import balances_for_student
 from holds_app.services import entitlement_grant
 from sessions_app.types import SESSION_TYPES
@@ -34,11 +35,14 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the demo ids and tokens as JSON only.")
 
     def handle(self, *args, **options):
+        demo_only("seed_demo", "it makes people whose password is published in the README.")
         password = settings.DEMO_PASSWORD
         with transaction.atomic():
             counselor = _person("counselor", Role.COUNSELOR, "Grace", "Hopper", "Asia/Shanghai", "feishu", password)
             other = _person("counselor.two", Role.COUNSELOR, "Alan", "Turing", "Europe/London", "google", password)
-            _person("operator", Role.STAFF, "Ops", "Desk", "UTC", "google", password, superuser=True)
+            # An operator, not a superuser: the operators group's permissions (work the queue, retry
+            # notifications, look at everything), as a real operator would have. Made so again on every run.
+            operator_make(user=_person("operator", Role.STAFF, "Ops", "Desk", "UTC", "google", password))
             mentors = [_person(u, Role.MENTOR, first, last, tz, cal, None) for u, first, last, tz, cal in MENTORS]
             students = [
                 _person(u, Role.STUDENT, first, last, tz, cal, None, counselor=counselor)
@@ -61,7 +65,7 @@ class Command(BaseCommand):
             "Demo data ready.\n"
             f"  counselor login: counselor / {password}   API token: {demo['counselor']['token']}\n"
             f"  second counselor: counselor.two / {password}\n"
-            f"  operator (admin): operator / {password}\n"
+            f"  operator (admin, the operators group): operator / {password}\n"
             f"  mentors: {', '.join(u for u, *_ in MENTORS)}; students: {', '.join(u for u, *_ in STUDENTS)}"
         )
 
@@ -71,7 +75,7 @@ def _balances(student: User) -> dict[str, int]:
     return {t.name: free.get(t.name, 0) for t in SESSION_TYPES.values() if t.billable}
 
 
-def _person(username, role, first, last, tz, calendar, password, counselor=None, superuser=False) -> User:
+def _person(username, role, first, last, tz, calendar, password, counselor=None) -> User:
     existing = User.objects.filter(username=username).first()
     if existing is not None:
         return existing
@@ -88,7 +92,4 @@ def _person(username, role, first, last, tz, calendar, password, counselor=None,
         calendar_provider=calendar,
         counselor=counselor,
     )
-    if superuser:
-        user.is_superuser = True
-        user.save(update_fields=["is_superuser"])
     return user
