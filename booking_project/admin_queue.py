@@ -59,12 +59,12 @@ class QueueRow:
     retry_label: str
 
 
-def queue_rows() -> list[QueueRow]:
-    """Every row waiting for a person, of every kind with a surface, newest first."""
+def queue_rows(user) -> list[QueueRow]:
+    """Every row waiting for a person, of every kind with a surface the user may view, newest first."""
     rows: list[QueueRow] = []
     for name, surface in SURFACES.items():
         kind = WORK_KINDS[name]
-        if kind.needs_person is None:
+        if kind.needs_person is None or not _may_view(user, kind.model):
             continue
         for row in kind.model.objects.filter(**kind.needs_person).order_by("-manual_intervention_at")[:ROWS_PER_KIND]:
             key = getattr(row, kind.key)
@@ -80,7 +80,14 @@ def queue_rows() -> list[QueueRow]:
                     retry_label=surface.retry_label,
                 )
             )
-    return sorted(rows, key=lambda r: r.since or 0, reverse=True)
+    return sorted(rows, key=lambda r: r.since.timestamp() if r.since else 0.0, reverse=True)
+
+
+def _may_view(user, model) -> bool:
+    opts = model._meta
+    return user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or user.has_perm(
+        f"{opts.app_label}.change_{opts.model_name}"
+    )
 
 
 def _change_url(model, pk) -> str:
@@ -100,7 +107,7 @@ def work_queue_view(request: HttpRequest) -> HttpResponse:
         {
             **admin.site.each_context(request),
             "title": "Work waiting for a person",
-            "rows": queue_rows(),
+            "rows": queue_rows(request.user),
             "can_retry": {k: request.user.has_perm(s.retry_permission) for k, s in SURFACES.items()},
             "can_resolve": {k: request.user.has_perm(s.resolve_permission) for k, s in SURFACES.items()},
         },

@@ -2,8 +2,12 @@ from django.contrib import admin, messages
 from django.utils.text import Truncator
 
 from booking_project.admin import ViewOnlyAdmin
+from booking_project.admin_queue import QueueSurface, queue_surface_register
 from notifications_app.models import NotificationDelivery, Reminder
 from notifications_app.services import delivery_retry, notification_resolve, reminder_retry
+
+RETRY_PERMISSION = "notifications_app.retry_notification"
+RESOLVE_PERMISSION = "notifications_app.resolve_notification"
 
 WORK_FIELDS = ["state", "attempts", "attempt_id", "attempt_started_at", "not_before", "outcome_unknown",
                "unexpected_errors", "last_error", "requires_manual_intervention", "manual_intervention_reason",
@@ -24,10 +28,10 @@ class _NeedsPersonActions:
     # Each action names the permission it needs (NotificationDelivery.Meta.permissions, for reminders too):
     # seeing the list (view_*) is not acting on it. ActionPermissionsAdmin answers 403 to anyone without it.
     def has_retry_permission(self, request) -> bool:
-        return request.user.has_perm("notifications_app.retry_notification")
+        return request.user.has_perm(RETRY_PERMISSION)
 
     def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm("notifications_app.resolve_notification")
+        return request.user.has_perm(RESOLVE_PERMISSION)
 
     @admin.action(description="Retry the selected notifications", permissions=["retry"])
     def retry(self, request, queryset):
@@ -69,3 +73,26 @@ class ReminderAdmin(_NeedsPersonActions, ViewOnlyAdmin):
     ordering = ["-due_at"]
     fields = ["session_id", "recipient", "offset_minutes", "due_at", "session_starts_at", *WORK_FIELDS]
     readonly_fields = fields
+
+
+# The operators' one queue (booking_project/admin_queue.py) works these kinds with the same two actions.
+queue_surface_register(
+    QueueSurface(
+        kind="notification_delivery",
+        retry=lambda row, user: delivery_retry(delivery_id=row.id, actor=user),
+        resolve=lambda row, user, note: notification_resolve(row=row, actor=user, note=note),
+        retry_permission=RETRY_PERMISSION,
+        resolve_permission=RESOLVE_PERMISSION,
+        retry_label="send it again",
+    )
+)
+queue_surface_register(
+    QueueSurface(
+        kind="reminder",
+        retry=lambda row, user: reminder_retry(reminder_id=row.id, actor=user),
+        resolve=lambda row, user, note: notification_resolve(row=row, actor=user, note=note),
+        retry_permission=RETRY_PERMISSION,
+        resolve_permission=RESOLVE_PERMISSION,
+        retry_label="send it again",
+    )
+)

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from booking_project.admin import ViewOnlyAdmin
+from booking_project.admin_queue import QueueSurface, queue_surface_register
 from booking_project.errors import ApplicationError
 from sessions_app.models import (
     AuditEntry,
@@ -18,7 +19,7 @@ from sessions_app.models import (
     Session,
     SessionStudent,
 )
-from sessions_app.repairs import meeting_move_retry, saga_meeting_cancel_retry, saga_resolve
+from sessions_app.repairs import meeting_move_retry, saga_meeting_cancel_retry, saga_person_retry, saga_resolve
 from sessions_app.services import session_reprovision
 
 
@@ -276,3 +277,21 @@ class AuditEntryAdmin(ViewOnlyAdmin):
     list_select_related = ["actor"]
     date_hierarchy = "at"
     ordering = ["-at", "-id"]
+
+
+# The operators' one queue (booking_project/admin_queue.py): a session's flag, retried or resolved with a note.
+queue_surface_register(
+    QueueSurface(
+        kind="meeting_saga",
+        retry=lambda saga, user: saga_person_retry(session_id=saga.session_id, actor_id=user.id),
+        resolve=lambda saga, user, note: _resolved(saga, user, note),
+        retry_permission="sessions_app.retry_manualintervention",
+        resolve_permission="sessions_app.resolve_manualintervention",
+        retry_label="move or cancel the meeting at the provider again",
+    )
+)
+
+
+def _resolved(saga, user, note: str) -> bool:
+    saga_resolve(session_id=saga.session_id, actor_id=user.id, note=note)
+    return True
