@@ -105,6 +105,8 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         "SANDBOX_PORT": sandbox_port,
         "SANDBOX_LATENCY_MS": "0",
         "THROTTLE_BOOK_RATE": "none",
+        # The sandbox lands a lost create within its latency: look for leftovers soon after, not 2 minutes later.
+        "SAGA_LEFTOVER_SETTLE_SECONDS": "5",
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
         "FEISHU_BASE_URL": sandbox,
         "FEISHU_APP_ID": "cli_bench",
@@ -412,7 +414,10 @@ def _provisioning(args, stack, seed, plan, *, fail_rate: float, unknown_rate: fl
     timeout_s = float(stack.env.get("PROVIDER_TIMEOUT_SECONDS", 10)) if unknown_rate else 0
     deadline = time.monotonic() + 3 * max(args.latency_ms / 1000, timeout_s) + 30
     while time.monotonic() < deadline:
-        unfinished = MeetingSaga.objects.filter(session_id__in=booked, finished_at__isnull=True).count()
+        # Final, not only finished: a saga checking for a lost create's leftover is still at work.
+        unfinished = (
+            MeetingSaga.objects.filter(session_id__in=booked).exclude(state__in=["succeeded", "failed"]).count()
+        )
         if not unfinished:
             break
         time.sleep(0.5)

@@ -308,6 +308,9 @@ SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=3
 # The provisioning saga (DESIGN.md phase two): about three provider attempts, exponential backoff with
 # jitter, and a provider's Retry-After honoured unless it asks us to wait longer than the cap.
 SAGA_MAX_ATTEMPTS = env.int("SAGA_MAX_ATTEMPTS", default=3)
+# After a create's answer was lost, the session may be scheduled with a meeting found or made before the lost
+# call landed at the provider: this long after the loss, the provider is searched again for a second meeting.
+SAGA_LEFTOVER_SETTLE_SECONDS = env.float("SAGA_LEFTOVER_SETTLE_SECONDS", default=120.0)
 SAGA_CANCEL_MAX_ATTEMPTS = env.int("SAGA_CANCEL_MAX_ATTEMPTS", default=5)
 SAGA_RETRY_BACKOFF_SECONDS = env.float("SAGA_RETRY_BACKOFF_SECONDS", default=2.0)
 SAGA_RETRY_BACKOFF_MAX_SECONDS = env.float("SAGA_RETRY_BACKOFF_MAX_SECONDS", default=60.0)

@@ -83,6 +83,24 @@ class MeetingManager:
             self.cancel_meeting(meeting_id=meeting.id)
         return provided.provider_meeting_id
 
+    def extras_cancel(self, *, provider: str, request: MeetingRequest, keep: str) -> int:
+        """Cancel every meeting at the provider carrying `request.reference` other than `keep` (the session's
+        own): what a create whose answer was lost made after our lookup. Returns how many were cancelled."""
+        found = self._call(provider, "find", request.reference, lambda c: c.find_all_by_reference(request))
+        extras = [provided for provided in found if provided.provider_meeting_id != keep]
+        for provided in extras:
+            try:
+                meeting = self._store(provider=provider, provided=provided, request=request)
+            except DatabaseError:
+                self._call(provider, "cancel", request.reference, lambda c, p=provided: c.cancel(p.provider_meeting_id))
+            else:
+                self.cancel_meeting(meeting_id=meeting.id)
+            logger.warning(
+                "meeting.extra_cancelled",
+                extra={"provider": provider, "sessionId": request.reference, "meetingNo": provided.meeting_no},
+            )
+        return len(extras)
+
     def update_meeting(self, *, meeting_id: UUID, request: MeetingRequest) -> Meeting:
         meeting = Meeting.objects.get(id=meeting_id)
         self._call(

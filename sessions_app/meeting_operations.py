@@ -50,7 +50,7 @@ from meetings_app.services import MeetingManager
 from sessions_app.models import (
     MEETING_OPERATION_FINAL_STATES,
     MEETING_OPERATION_TRANSITIONS,
-    SAGA_FINAL_STATES,
+    SAGA_SETTLED_STATES,
     MeetingOperation,
     MeetingOperationKind,
     MeetingOperationState,
@@ -127,7 +127,7 @@ def _claim(operation_id: UUID) -> "_CallPlan | WorkStep":
             logger.info("meeting_operation.superseded", extra=_log(operation, reason=superseded))
             return DONE
         saga = MeetingSaga.objects.select_related("meeting").get(session_id=session.id)
-        provisioning = saga.state not in SAGA_FINAL_STATES
+        provisioning = saga.state not in SAGA_SETTLED_STATES
         if not provisioning:
             meeting = saga.meeting if saga.meeting and saga.meeting.status == MeetingStatus.ACTIVE else None
             if meeting is None:

@@ -145,12 +145,15 @@ class SagaState(models.TextChoices):
     CREATING = "creating", "Creating the meeting at the provider"
     RETRY_WAIT = "retry_wait", "Waiting to retry the provider"
     MEETING_CREATED = "meeting_created", "Meeting created; session to be scheduled"
+    CHECKING_LEFTOVERS = "checking_leftovers", "Scheduled; looking for a meeting a lost answer may have left"
     COMPENSATING = "compensating", "Compensating: giving back what the session held"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed and compensated"
 
 
 SAGA_FINAL_STATES = frozenset({SagaState.SUCCEEDED, SagaState.FAILED})
+# Where the session's meeting is settled (a later leftover check does not change which meeting it has).
+SAGA_SETTLED_STATES = SAGA_FINAL_STATES | {SagaState.CHECKING_LEFTOVERS}
 
 # The saga's state machine; `sessions_app.saga` is the only code that moves it.
 SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -159,7 +162,8 @@ SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
         {SagaState.CREATING, SagaState.RETRY_WAIT, SagaState.MEETING_CREATED, SagaState.COMPENSATING, SagaState.FAILED}
     ),
     SagaState.RETRY_WAIT: frozenset({SagaState.CREATING, SagaState.COMPENSATING, SagaState.FAILED}),
-    SagaState.MEETING_CREATED: frozenset({SagaState.SUCCEEDED, SagaState.COMPENSATING}),
+    SagaState.MEETING_CREATED: frozenset({SagaState.SUCCEEDED, SagaState.CHECKING_LEFTOVERS, SagaState.COMPENSATING}),
+    SagaState.CHECKING_LEFTOVERS: frozenset({SagaState.CHECKING_LEFTOVERS, SagaState.SUCCEEDED}),
     SagaState.COMPENSATING: frozenset({SagaState.COMPENSATING, SagaState.FAILED}),
     SagaState.SUCCEEDED: frozenset(),
     # A counselor's retry starts a new round.
@@ -181,6 +185,9 @@ class MeetingSaga(ProviderWorkRow, NeedsPersonRow):
         "meetings_app.Meeting", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     compensation_reason = models.TextField(blank=True)
+    # A create's answer was lost in this round: once the session is scheduled, the provider is searched for a
+    # meeting that lost call made after our lookup (it may land late), from this time on.
+    leftover_check_after = models.DateTimeField(null=True, blank=True)
     cancel_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -114,6 +115,7 @@ def saga_restart(*, session_id: UUID, event_id: UUID) -> None:
         attempt_started_at=None,
         not_before=None,
         outcome_unknown=False,
+        leftover_check_after=None,
         unexpected_errors=0,
         meeting=None,
         compensation_reason="",
@@ -167,7 +169,7 @@ def _claim(run: _Run) -> "str | SagaStep":
         if saga.state in SAGA_FINAL_STATES:
             logger.info("saga.event_ignored", extra={**log, "reason": f"saga already {saga.state}"})
             return DONE
-        if saga.state in (SagaState.COMPENSATING, SagaState.MEETING_CREATED):
+        if saga.state in (SagaState.COMPENSATING, SagaState.MEETING_CREATED, SagaState.CHECKING_LEFTOVERS):
             return saga.state
         now = timezone.now()
         attempt_left_open = saga.state == SagaState.CREATING
@@ -200,6 +202,7 @@ def _claim(run: _Run) -> "str | SagaStep":
             counted=not exhausted,
             not_before=None,
             outcome_unknown=outcome_unknown,
+            leftover_check_after=_leftover_check_after(saga, now) if attempt_left_open else saga.leftover_check_after,
         )
     logger.info(
         "saga.attempt_started",
@@ -314,6 +317,7 @@ def _attempt_failed(plan: _CreatePlan, *, error: TransientProviderError | None) 
             last_error=message,
             not_before=not_before_in(delay),
             outcome_unknown=outcome_unknown,
+            leftover_check_after=_leftover_check_after(saga, timezone.now()) if unknown else saga.leftover_check_after,
         )
     logger.info(
         "saga.retry_scheduled",
@@ -388,7 +392,12 @@ def _backfill(run: _Run) -> "str | SagaStep":
                     meeting_id=meeting.id,
                     meeting_url=meeting.join_url,
                 )
-                _move(saga, SagaState.SUCCEEDED, finished_at=timezone.now())
+                now = timezone.now()
+                if _leftovers_to_check(saga, meeting.provider):
+                    # Scheduled now; the lookup for a meeting the lost call may still make waits a little.
+                    _move(saga, SagaState.CHECKING_LEFTOVERS, finished_at=now, not_before=saga.leftover_check_after)
+                else:
+                    _move(saga, SagaState.SUCCEEDED, finished_at=now)
                 result = outbox_event_add(
                     type=session_type_get(session.session_type).result_event,
                     payload=meeting_result_payload(session=session, meeting=meeting, status="success"),
@@ -424,6 +433,65 @@ def _backfill(run: _Run) -> "str | SagaStep":
             "sagaDurationMs": round((timezone.now() - saga.created_at).total_seconds() * 1000, 1),
         },
     )
+    if saga.state == SagaState.CHECKING_LEFTOVERS:
+        return SagaState.CHECKING_LEFTOVERS
+    return DONE
+
+
+def _leftover_check_after(saga: MeetingSaga, now) -> "datetime":
+    """When a lost create will have landed if it ever does: SAGA_LEFTOVER_SETTLE_SECONDS from now (the latest
+    of every lost answer of the round)."""
+    moment = now + timedelta(seconds=settings.SAGA_LEFTOVER_SETTLE_SECONDS)
+    return max(moment, saga.leftover_check_after) if saga.leftover_check_after else moment
+
+
+def _leftovers_to_check(saga: MeetingSaga, provider: str) -> bool:
+    """A create's answer was lost this round, and the provider can be searched for what that call made."""
+    return saga.leftover_check_after is not None and meeting_provider_client(provider).can_find_by_reference
+
+
+def _leftovers_check(run: _Run) -> SagaStep:
+    """The session is scheduled with its meeting, but a create whose answer was lost may have landed at the
+    provider after our lookup (a provider finishes what it was asked even when the caller gave up): once that
+    call has had time to land, look again and cancel any other meeting carrying the session's marker."""
+    log = {"sessionId": str(run.session_id), "eventId": _str(run.event_id)}
+    with transaction.atomic():
+        saga = _lock(run.session_id, "meeting", "session")
+        if saga.state != SagaState.CHECKING_LEFTOVERS:
+            return DONE
+        wait = (saga.not_before - timezone.now()).total_seconds() if saga.not_before else 0
+        if wait > 0:
+            return wait_step(wait)
+        _move(saga, SagaState.CHECKING_LEFTOVERS, cancel_attempts=saga.cancel_attempts + 1)
+    meeting, session = saga.meeting, saga.session
+    request = meeting_request_for(session, host_id=meeting.host_id, saga_round=saga.round)
+    try:
+        cancelled = MeetingManager().extras_cancel(
+            provider=meeting.provider, request=request, keep=meeting.provider_meeting_id
+        )
+    except ProviderError as error:
+        if isinstance(error, TransientProviderError) and saga.cancel_attempts < settings.SAGA_CANCEL_MAX_ATTEMPTS:
+            delay = work_backoff(saga.cancel_attempts, retry_after=error.retry_after)
+            with transaction.atomic():
+                _move(
+                    _lock(run.session_id),
+                    SagaState.CHECKING_LEFTOVERS,
+                    last_error=f"leftover check failed: {error}",
+                    not_before=not_before_in(delay),
+                )
+            return wait_step(delay)
+        with transaction.atomic():
+            locked = _lock(run.session_id)
+            _manual_intervention_flag(
+                locked,
+                f"A {meeting.provider} answer was lost while the meeting was being made, and the provider could "
+                f"not be searched for a second meeting ({error}). " + _leftover_description(session),
+            )
+            _move(locked, SagaState.SUCCEEDED, leftover_check_after=None, not_before=None)
+        return DONE
+    with transaction.atomic():
+        _move(_lock(run.session_id), SagaState.SUCCEEDED, leftover_check_after=None, not_before=None)
+    logger.info("saga.leftovers_checked", extra={**log, "provider": meeting.provider, "cancelled": cancelled})
     return DONE
 
 
@@ -661,6 +729,7 @@ def _redrive(session_ids: list[UUID]) -> None:
 _STEPS = {
     SagaState.CREATING: _meeting_create,
     SagaState.MEETING_CREATED: _backfill,
+    SagaState.CHECKING_LEFTOVERS: _leftovers_check,
     SagaState.COMPENSATING: _compensate,
 }
 

@@ -35,6 +35,8 @@ STACK_SETTINGS = {
     "PROVIDER_TIMEOUT_SECONDS": "5",
     "SAGA_ATTEMPT_LEASE_SECONDS": "4",
     "SAGA_STUCK_AFTER_SECONDS": "2",
+    # A lost create lands within the sandbox's latency; the lookup for it then runs a few seconds later.
+    "SAGA_LEFTOVER_SETTLE_SECONDS": "3",
     "SAGA_SWEEP_INTERVAL_SECONDS": "1",
     "OUTBOX_RELAY_INTERVAL_SECONDS": "0.5",
     "OUTBOX_RELAY_GRACE_SECONDS": "0.5",

@@ -72,6 +72,11 @@ class MeetingProviderClient(ABC):
     def cancel(self, provider_meeting_id: str) -> None:
         """Cancel the meeting. A meeting the provider no longer knows counts as cancelled: no error."""
 
+    def find_all_by_reference(self, request: MeetingRequest) -> list[ProvidedMeeting]:
+        """Every meeting of `request.host_id` made for `request.reference` (not expired), if the provider can
+        tell; empty otherwise."""
+        return []
+
     def find_by_reference(self, request: MeetingRequest) -> ProvidedMeeting | None:
         """The meeting of `request.host_id` made for `request.reference` (past start included, as long as it has
         not expired), if the provider can tell."""

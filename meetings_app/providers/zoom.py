@@ -7,7 +7,7 @@ meeting for a create and 204 without a body for an update or delete.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC
 from typing import Any
 from urllib.parse import quote
@@ -93,6 +93,13 @@ class ZoomMeetingClient(MeetingProviderClient):
         self._answer(response, operation="cancel", done=((404, MEETING_NOT_FOUND),))
 
     def find_by_reference(self, request: MeetingRequest) -> ProvidedMeeting | None:
+        return next(self._meetings_of_reference(request), None)
+
+    def find_all_by_reference(self, request: MeetingRequest) -> list[ProvidedMeeting]:
+        return list(self._meetings_of_reference(request))
+
+    def _meetings_of_reference(self, request: MeetingRequest) -> Iterator[ProvidedMeeting]:
+        """The host's meetings whose agenda carries the session's id, page by page as they are needed."""
         # `scheduled`, not `upcoming`: a session whose start has passed (a late re-drive) must still be found.
         params: dict[str, Any] = {"type": "scheduled", "page_size": LIST_PAGE_SIZE}
         seen_page_tokens: set[str] = set()
@@ -111,13 +118,12 @@ class ZoomMeetingClient(MeetingProviderClient):
                             f"{describe(response)} lists the session's meeting without id and join_url",
                             operation="find",
                         )
-                    return found
+                    yield found
             next_page_token = page.get("next_page_token")
             if not next_page_token or next_page_token in seen_page_tokens:
-                return None
+                return
             seen_page_tokens.add(next_page_token)
             params = {**params, "next_page_token": next_page_token}
-        return None
 
     def prepare(self, *, operation: str) -> None:
         self._tokens.token(operation=operation)

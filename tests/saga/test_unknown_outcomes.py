@@ -319,3 +319,53 @@ def test_a_stalled_token_endpoint_holds_up_only_its_callers_and_no_attempt_is_ta
         assert Session.objects.get(id=session.id).status == SessionStatus.SCHEDULED
         assert saga_of(session).attempts == 1
         assert Meeting.objects.filter(reference=str(session.id)).count() == 1
+
+
+def test_a_lost_zoom_create_that_lands_after_the_lookup_is_cancelled_by_the_leftover_check(providers, booked, settings):
+    # given: the first create's answer is lost and the meeting it asked for lands only after the saga looked
+    settings.SAGA_LEFTOVER_SETTLE_SECONDS = 30
+    session = booked("zoom")
+    host = session.mentor.profile.zoom_user_id
+    creates = iter([requests.exceptions.ReadTimeout(), zoom_meeting(session, 602)])
+
+    def create(request):
+        answer = next(creates)
+        if isinstance(answer, Exception):
+            raise answer
+        return 201, {}, json.dumps(answer)
+
+    providers.add_callback(responses.POST, f"{ZOOM_API}/users/{host}/meetings", callback=create)
+    landed: list[dict] = []
+    providers.add_callback(
+        responses.GET,
+        ZOOM_LIST,
+        callback=lambda request: (200, {}, json.dumps({"next_page_token": "", "meetings": list(landed)})),
+    )
+    delete = providers.delete(f"{ZOOM_API}/meetings/601", status=204)
+
+    # when: the retry finds nothing and makes meeting 602; the session is scheduled with it
+    assert saga_advance(session_id=session.id).retry_in is not None  # the answer was lost: retry, not fail
+    MeetingSaga.objects.filter(session_id=session.id).update(not_before=None)
+    saga_advance(session_id=session.id)
+
+    # then: scheduled at once, and the saga keeps looking for the lost call's meeting
+    session.refresh_from_db()
+    saga = saga_of(session)
+    assert session.status == SessionStatus.SCHEDULED
+    assert session.meeting.provider_meeting_id == "602"
+    assert saga.state == SagaState.CHECKING_LEFTOVERS
+    assert saga.not_before > timezone.now() + timedelta(seconds=20)
+
+    # when: the lost call's meeting 601 lands, and the settle time has passed
+    landed.extend([zoom_meeting(session, 601), zoom_meeting(session, 602)])
+    assert saga_advance(session_id=session.id).retry_in > 0  # not before its time
+    MeetingSaga.objects.filter(session_id=session.id).update(not_before=timezone.now())
+    saga_advance(session_id=session.id)
+
+    # then: the extra meeting is cancelled, the session's own is kept, and nobody is asked to look
+    saga = saga_of(session)
+    assert saga.state == SagaState.SUCCEEDED
+    assert delete.call_count == 1
+    assert Meeting.objects.get(provider_meeting_id="601").status == MeetingStatus.CANCELLED
+    assert Meeting.objects.get(provider_meeting_id="602").status == MeetingStatus.ACTIVE
+    assert not saga.requires_manual_intervention
