@@ -161,7 +161,10 @@ SAGA_TRANSITIONS: dict[str, frozenset[str]] = {
     SagaState.CREATING: frozenset(
         {SagaState.CREATING, SagaState.RETRY_WAIT, SagaState.MEETING_CREATED, SagaState.COMPENSATING, SagaState.FAILED}
     ),
-    SagaState.RETRY_WAIT: frozenset({SagaState.CREATING, SagaState.COMPENSATING, SagaState.FAILED}),
+    # A late answer of an attempt taken over binds its meeting while the saga waits to retry.
+    SagaState.RETRY_WAIT: frozenset(
+        {SagaState.CREATING, SagaState.MEETING_CREATED, SagaState.COMPENSATING, SagaState.FAILED}
+    ),
     SagaState.MEETING_CREATED: frozenset({SagaState.SUCCEEDED, SagaState.CHECKING_LEFTOVERS, SagaState.COMPENSATING}),
     SagaState.CHECKING_LEFTOVERS: frozenset({SagaState.CHECKING_LEFTOVERS, SagaState.SUCCEEDED}),
     SagaState.COMPENSATING: frozenset({SagaState.COMPENSATING, SagaState.FAILED}),

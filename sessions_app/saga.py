@@ -336,17 +336,25 @@ def _give_up(plan: _CreatePlan, *, reason: str) -> "str | SagaStep":
 
 
 def _meeting_stored(plan: _CreatePlan, *, meeting: Meeting) -> "str | SagaStep":
-    """Bind the meeting to the saga (first stored wins), then schedule the session with it."""
+    """Bind the meeting to the saga, then schedule the session with it. The first meeting stored wins, whichever
+    attempt made it: an answer that comes back after our lease ran out (another worker took the attempt over and
+    may be looking for this very meeting) is still the session's meeting while the saga has none; only a meeting
+    beyond the one bound is surplus, and cancelled."""
     with transaction.atomic():
         saga = _lock(plan.session_id)
-        ours = saga.attempt_id == plan.attempt_id and saga.state == SagaState.CREATING and saga.meeting_id is None
-        if ours:
+        unbound = saga.meeting_id is None
+        if unbound and saga.state in (SagaState.CREATING, SagaState.RETRY_WAIT):
             _move(
                 saga, SagaState.MEETING_CREATED, meeting=meeting, attempt_id=None, last_error="", outcome_unknown=False
             )
-        surplus = not ours and saga.meeting_id != meeting.id
+            return SagaState.MEETING_CREATED
+        if unbound and saga.state == SagaState.COMPENSATING:
+            # Given up meanwhile: the compensation now knows the meeting, and cancels it.
+            _move(saga, SagaState.COMPENSATING, meeting=meeting, outcome_unknown=False)
+            return SagaState.COMPENSATING
+        surplus = saga.meeting_id != meeting.id
     if surplus:
-        # Our lease ran out mid-call and another worker's meeting was stored first: ours must not linger.
+        # Another attempt's meeting was stored first (or the saga is over): ours must not linger.
         _surplus_meeting_cancel(session_id=plan.session_id, meeting=meeting)
         return DONE
     return SagaState.MEETING_CREATED

@@ -26,7 +26,11 @@ def assert_exactly_its_own_meeting(sandbox, session_id: str) -> None:
     assert not session.saga.requires_manual_intervention, session.saga.manual_intervention_reason
 
 
-def test_a_provider_slower_than_the_timeout_leaves_each_session_exactly_its_own_meeting(people, sandbox):
+def test_a_provider_slower_than_the_timeout_leaves_each_session_exactly_its_own_meeting(
+    people,
+    sandbox,
+    stack,  # stack: its processes' logs are printed when the test fails
+):
     # given: the provider answers after the client's timeout (5 s in the stack), but carries every call out
     timeout = float(STACK_SETTINGS["PROVIDER_TIMEOUT_SECONDS"])
     sandbox.configure(latencyMs=int((timeout + 1.5) * 1000))
