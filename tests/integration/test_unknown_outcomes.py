@@ -2,13 +2,11 @@
 when its caller gave up (a timeout) or a gateway lost its answer (a 504). Every session must end with exactly its
 own meeting at the provider, nothing left pending and nothing left behind unflagged."""
 
-import time
-
 import pytest
 
 from sessions_app.models import MeetingSaga, Session, SessionStatus
 from tests.integration.test_provisioning_saga import book, session_settled
-from tests.stack import STACK_SETTINGS
+from tests.stack import STACK_SETTINGS, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,19 +29,28 @@ def test_a_provider_slower_than_the_timeout_leaves_each_session_exactly_its_own_
     sandbox,
     stack,  # stack: its processes' logs are printed when the test fails
 ):
-    # given: the provider answers after the client's timeout (5 s in the stack), but carries every call out
+    # given: the worker holds its access tokens (the providers answered quickly a moment ago) ...
+    for provider in ("zoom", "feishu"):
+        warm = book(people, provider=provider, hours=40 if provider == "zoom" else 42)
+        assert session_settled(warm["sessionId"]).status == SessionStatus.SCHEDULED
+    # ... and now the provider answers after the client's timeout (5 s in the stack), but carries every call out
     timeout = float(STACK_SETTINGS["PROVIDER_TIMEOUT_SECONDS"])
     sandbox.configure(latencyMs=int((timeout + 1.5) * 1000))
     booked = [book(people, provider=provider, hours=48 + i) for i, provider in enumerate(["zoom", "feishu"] * 2)]
 
-    # when: the first creates time out; then the provider is quick again
-    time.sleep(timeout + 0.5)
+    # when: each session's first create times out (its answer lost); then the provider is quick again
+    ids = [b["sessionId"] for b in booked]
+    wait_for(
+        # a second attempt only ever follows a first whose answer never came (taken over, or timed out)
+        lambda: MeetingSaga.objects.filter(session_id__in=ids, attempts__gte=2).count() == len(ids),
+        timeout=timeout * 3,
+        what="every first create's answer to be lost",
+    )
     sandbox.configure(latencyMs=0)
     sessions = [session_settled(b["sessionId"], timeout=60) for b in booked]
 
     # then: nothing pending, and each session holds exactly the meeting the provider made for it
     assert {s.status for s in sessions} == {SessionStatus.SCHEDULED}
-    assert any(MeetingSaga.objects.get(session_id=s.id).attempts >= 2 for s in sessions), "no create timed out"
     for session in sessions:
         assert_exactly_its_own_meeting(sandbox, str(session.id))
 
