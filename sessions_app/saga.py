@@ -172,6 +172,10 @@ def _claim(run: _Run) -> "str | SagaStep":
         if saga.state in (SagaState.COMPENSATING, SagaState.MEETING_CREATED, SagaState.CHECKING_LEFTOVERS):
             return saga.state
         now = timezone.now()
+        if saga.state == SagaState.RETRY_WAIT and saga.not_before and saga.not_before > now:
+            # Early (a duplicate message, a cancel driving the saga): the backoff, or the provider's
+            # Retry-After, is honoured whoever asks.
+            return wait_step((saga.not_before - now).total_seconds())
         attempt_left_open = saga.state == SagaState.CREATING
         if attempt_left_open and attempt_lease_held(saga, now=now):
             # Another worker is calling the provider right now (a duplicate delivery): it finishes the step.

@@ -68,7 +68,9 @@ def test_a_zoom_create_that_timed_out_is_found_and_adopted_not_made_twice(provid
     assert first.retry_in is not None
     assert saga.state == SagaState.RETRY_WAIT and saga.outcome_unknown
 
-    # when the retry comes
+    # when the retry comes (its backoff over)
+    assert saga_advance(session_id=session.id).retry_in > 0, "not before its backoff"
+    MeetingSaga.objects.filter(session_id=session.id).update(not_before=timezone.now())
     saga_advance(session_id=session.id)
 
     # then: the meeting the lost call made is adopted; no second create was sent
