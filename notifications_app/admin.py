@@ -76,23 +76,17 @@ class ReminderAdmin(_NeedsPersonActions, ViewOnlyAdmin):
 
 
 # The operators' one queue (booking_project/admin_queue.py) works these kinds with the same two actions.
-queue_surface_register(
-    QueueSurface(
-        kind="notification_delivery",
-        retry=lambda row, user: delivery_retry(delivery_id=row.id, actor=user),
-        resolve=lambda row, user, note: notification_resolve(row=row, actor=user, note=note),
-        retry_permission=RETRY_PERMISSION,
-        resolve_permission=RESOLVE_PERMISSION,
-        retry_label="send it again",
+for _kind, _send_again in (
+    ("notification_delivery", lambda row, user: delivery_retry(delivery_id=row.id, actor=user)),
+    ("reminder", lambda row, user: reminder_retry(reminder_id=row.id, actor=user)),
+):
+    queue_surface_register(
+        QueueSurface(
+            kind=_kind,
+            retry=_send_again,
+            resolve=lambda row, user, note: notification_resolve(row=row, actor=user, note=note),
+            retry_permission=RETRY_PERMISSION,
+            resolve_permission=RESOLVE_PERMISSION,
+            retry_label="send it again",
+        )
     )
-)
-queue_surface_register(
-    QueueSurface(
-        kind="reminder",
-        retry=lambda row, user: reminder_retry(reminder_id=row.id, actor=user),
-        resolve=lambda row, user, note: notification_resolve(row=row, actor=user, note=note),
-        retry_permission=RETRY_PERMISSION,
-        resolve_permission=RESOLVE_PERMISSION,
-        retry_label="send it again",
-    )
-)

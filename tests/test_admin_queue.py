@@ -3,7 +3,6 @@ same two actions (retry, resolve with a note), each under its permission."""
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 from django.urls import reverse
 
 from accounts_app.models import User
@@ -13,16 +12,11 @@ from sessions_app.models import AuditAction, AuditEntry, MeetingSaga
 from tests.conftest import BOOK_URL, booking_body
 from tests.factories import StaffFactory
 from tests.notification_factories import GivenUpDeliveryFactory, ReminderFactory
+from tests.test_admin_permissions import logged_in
 
 pytestmark = pytest.mark.django_db
 
 QUEUE = reverse("admin-work-queue")
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
