@@ -226,6 +226,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker outlives any Redis outage: its consumer reconnects for as long as it takes (the rows wait meanwhile).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Publishing must fail fast when Redis is down: the booking has committed, and the outbox relay will
 # publish the event later. A request must not hang on the broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=REDIS_CONNECT_TIMEOUT_SECONDS)

@@ -24,6 +24,8 @@ import requests
 from launcher import Launcher, free_port, procfile_commands
 from tests.conftest import TEST_BROKER_URL, celery_broker_switch
 
+ROOT = Path(__file__).resolve().parents[1]
+
 __all__ = ["STACK_SETTINGS", "Sandbox", "Stack", "free_port", "queue_consumers", "wait_for"]
 
 # Short clocks so failures, retries, leases and sweeps play out in seconds.
@@ -298,9 +300,14 @@ def _dump_stack_logs_on_failure(request):
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed and "stack" in request.fixturenames:
         stack = request.getfixturevalue("stack")
-        for name in [name for name in stack.started_at if name not in ("redis", "sandbox")]:
-            tail = stack.log(name).decode(errors="replace")[-4000:]
-            print(f"\n----- {name} log (tail) -----\n{tail}")
+        # The whole logs are kept where a person can read them after the run (the stack's own folder goes).
+        kept = ROOT / "var" / "test-logs" / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in [name for name in stack.started_at if name != "redis"]:
+            (kept / f"{name}.log").write_bytes(stack.log(name))
+            if name != "sandbox":
+                tail = stack.log(name).decode(errors="replace")[-4000:]
+                print(f"\n----- {name} log (tail; all of it in {kept}) -----\n{tail}")
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
