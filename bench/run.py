@@ -47,7 +47,7 @@ TARGETS = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short phases: the whole run in under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="short phases: the whole run in about 3 minutes")
     parser.add_argument("--api-seconds", type=float, help="measured seconds per API concurrency (default 15)")
     parser.add_argument("--floor-seconds", type=float, help="pgbench seconds per concurrency (default 10)")
     parser.add_argument("--concurrency", default="1,16,64", help="API and floor concurrencies (default 1,16,64)")
