@@ -257,9 +257,13 @@ CELERY_NOTIFICATIONS_QUEUE = "notifications"
 CELERY_TASK_ROUTES = {"notifications.*": {"queue": CELERY_NOTIFICATIONS_QUEUE}}
 # The worker logs through LOGGING below (one JSON object per line), like the web processes.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# On a lost broker connection, late-acknowledged tasks cannot be acknowledged any more: cancel them so they
-# are redelivered (Celery 6's default). Every task is idempotent, so running one again is safe.
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# On a lost broker connection, a late-acknowledged task running at that moment cannot be acknowledged any more.
+# Celery can cancel it so it is redelivered at once, but only by killing its process: the threads pool (worker and
+# notifier) cannot kill a thread, and the whole worker stopped with "does not implement kill_job" on every Redis
+# outage during a provider call. So it finishes; Redis redelivers its message after the visibility timeout, and
+# the work was never the message's to keep: its row is done, or the sweep re-drives it
+# (tests/integration/test_redis_outage.py).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

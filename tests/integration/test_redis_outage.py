@@ -10,6 +10,7 @@ import pytest
 import redis
 from django.test import Client
 
+from notifications_app.models import DeliveryState, NotificationDelivery
 from sessions_app.models import MeetingOperation, MeetingOperationState, OutboxEvent, SessionStatus
 from tests.conftest import BOOK_URL, LIST_URL, api_client_for, booking_body, detail_url
 from tests.factories import future
@@ -109,3 +110,34 @@ def test_with_redis_stopped_every_request_answers_and_everything_reaches_the_pro
     assert all(meetings[f"Booked while Redis was down {n}"]["status"] == "active" for n in range(3))
     # the operations' result events too: each published on its commit, or by the relay within a tick
     wait_for(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="every event published")
+
+
+def test_workers_outlive_a_broker_outage_in_the_middle_of_provider_calls(people, sandbox, stack):
+    # given: the notifier is calling a calendar (a session scheduled a moment ago is being notified) and the
+    # worker is calling the meeting provider (another session being provisioned), each task unacknowledged
+    sandbox.configure(latencyMs=2500)
+    first = book(people, provider="zoom", hours=120)["sessionId"]
+    wait_for(lambda: sandbox.requests_received()["calendar"] >= 1, timeout=30, what="the notifier mid-call")
+    book(people, provider="zoom", hours=124)
+    wait_for(lambda: sandbox.requests_received()["create"] >= 2, timeout=30, what="the worker mid-call")
+
+    # when Redis goes away mid-call, and comes back
+    stack.stop_redis()
+    for name in ("worker", "notifier"):
+        wait_for(lambda n=name: b"Connection to broker lost" in stack.log(n, since_start=True), what="the loss")
+    stack.start_redis()
+    sandbox.configure(latencyMs=0)
+
+    # then both are still there, and the work goes on: the next booking is provisioned and notified
+    for name in ("worker", "notifier"):
+        assert stack.running(name), stack.log(name, since_start=True)[-3000:].decode(errors="replace")
+    session = session_settled(book(people, hours=128)["sessionId"], timeout=60)
+    assert session.status == SessionStatus.SCHEDULED
+    for session_id in (first, session.id):
+        wait_for(
+            lambda s=session_id: not NotificationDelivery.objects.filter(session_id=s)
+            .exclude(state=DeliveryState.DELIVERED)
+            .exists(),
+            timeout=60,
+            what="the sessions' notifications delivered",
+        )
