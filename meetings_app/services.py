@@ -59,11 +59,10 @@ class MeetingManager:
 
     def leftover_cancel(self, *, provider: str, request: MeetingRequest) -> str | None:
         """Cancel, at the provider, the meeting a call whose answer was lost may have made for
-        `request.reference`, without storing it first (storing may be what failed). A provider that takes an
-        idempotency key is asked again with it (answering the first meeting, or making it now) and that one is
-        cancelled; one that lists meetings is searched. Returns the provider's id of the meeting cancelled, None
-        when the provider shows none. Raises ValueError for a provider that can do neither: only a person can
-        look then."""
+        `request.reference`. A provider that takes an idempotency key is asked again with it (answering the first
+        meeting, or making it now) and that one is cancelled; one that lists meetings is searched. Returns the
+        provider's id of the meeting cancelled, None when the provider shows none. Raises ValueError for a
+        provider that can do neither: only a person can look then."""
         client = self._client_for(provider)
         if client.repeat_create_is_safe:
             provided = self._call(provider, "create", request.reference, lambda c: c.create(request))
@@ -73,14 +72,7 @@ class MeetingManager:
             raise ValueError(f"{provider} can neither repeat a create safely nor look a meeting up")
         if provided is None:
             return None
-        try:
-            meeting = self._store(provider=provider, provided=provided, request=request)
-        except DatabaseError:
-            # The table refuses it (what broke the saga in the first place): cancel it at the provider anyway.
-            logger.warning("meeting.leftover_not_stored", extra={"provider": provider, "sessionId": request.reference})
-            self._call(provider, "cancel", request.reference, lambda c: c.cancel(provided.provider_meeting_id))
-        else:
-            self.cancel_meeting(meeting_id=meeting.id)
+        self._provided_cancel(provider=provider, request=request, provided=provided)
         return provided.provider_meeting_id
 
     def extras_cancel(self, *, provider: str, request: MeetingRequest, keep: str) -> int:
@@ -89,17 +81,23 @@ class MeetingManager:
         found = self._call(provider, "find", request.reference, lambda c: c.find_all_by_reference(request))
         extras = [provided for provided in found if provided.provider_meeting_id != keep]
         for provided in extras:
-            try:
-                meeting = self._store(provider=provider, provided=provided, request=request)
-            except DatabaseError:
-                self._call(provider, "cancel", request.reference, lambda c, p=provided: c.cancel(p.provider_meeting_id))
-            else:
-                self.cancel_meeting(meeting_id=meeting.id)
+            self._provided_cancel(provider=provider, request=request, provided=provided)
             logger.warning(
                 "meeting.extra_cancelled",
                 extra={"provider": provider, "sessionId": request.reference, "meetingNo": provided.meeting_no},
             )
         return len(extras)
+
+    def _provided_cancel(self, *, provider: str, request: MeetingRequest, provided: ProvidedMeeting) -> None:
+        """Cancel a meeting found at the provider, remembered in our table first when the table takes it; when
+        it refuses (what broke the saga in the first place, perhaps), the meeting is cancelled all the same."""
+        try:
+            meeting = self._store(provider=provider, provided=provided, request=request)
+        except DatabaseError:
+            logger.warning("meeting.leftover_not_stored", extra={"provider": provider, "sessionId": request.reference})
+            self._call(provider, "cancel", request.reference, lambda c: c.cancel(provided.provider_meeting_id))
+        else:
+            self.cancel_meeting(meeting_id=meeting.id)
 
     def update_meeting(self, *, meeting_id: UUID, request: MeetingRequest) -> Meeting:
         meeting = Meeting.objects.get(id=meeting_id)

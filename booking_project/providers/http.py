@@ -28,7 +28,6 @@ from booking_project.providers.outcomes import (
     NotDoneError,
     OutcomeUnknownError,
     PermanentProviderError,
-    TransientProviderError,
 )
 
 logger = logging.getLogger(__name__)
@@ -114,11 +113,9 @@ class ProviderHttp:
         where = f"{method} {urlsplit(url).path}"
         try:
             response = self.session.request(method, url, timeout=self._timeout, **kwargs)
-        except NOT_SENT as error:
-            # The exception's own text is left out: it can quote the URL, headers or connection details.
-            raise self.not_done(f"{where} could not connect ({type(error).__name__})", operation=operation) from error
         except ANSWER_LOST as error:
-            if _never_connected(error):
+            # The exception's own text is left out: it can quote the URL, headers or connection details.
+            if isinstance(error, NOT_SENT) or _never_connected(error):
                 raise self.not_done(
                     f"{where} could not connect ({type(error).__name__})", operation=operation
                 ) from error
@@ -137,20 +134,12 @@ class ProviderHttp:
         """Whether the answer is the provider's own JSON error (which says what happened), not a gateway's page."""
         return self.json_object(response) is not None
 
-    def not_done(self, message: str, *, operation: str, retry_after: float | None = None) -> NotDoneError:
-        return NotDoneError(
-            self._message(message, operation=operation),
-            provider=self.provider,
-            operation=operation,
-            retry_after=retry_after,
-        )
-
     def unknown(self, message: str, *, operation: str, status: int | None = None) -> OutcomeUnknownError:
         return OutcomeUnknownError(
             self._message(message, operation=operation), provider=self.provider, operation=operation, status=status
         )
 
-    def transient(
+    def not_done(
         self,
         message: str,
         *,
@@ -158,7 +147,7 @@ class ProviderHttp:
         status: int | None = None,
         code: Any = None,
         retry_after: float | None = None,
-    ) -> TransientProviderError:
+    ) -> NotDoneError:
         return NotDoneError(
             self._message(message, operation=operation),
             provider=self.provider,
@@ -198,10 +187,10 @@ class ProviderHttp:
         code: Any = None,
         detail: Any = None,
         retry_after: float | None = None,
-    ) -> TransientProviderError:
+    ) -> NotDoneError:
         """The error for an answer that says "not now": rate limited, or the provider's own error body saying it
         failed (not applied). A gateway's 502/503/504 never gets here: `send` calls that unknown."""
-        return self.transient(
+        return self.not_done(
             f"{describe(response)} unavailable{_code_text(code)}{_detail_text(detail)}",
             operation=operation,
             status=response.status_code,

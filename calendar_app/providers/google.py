@@ -158,11 +158,11 @@ class GoogleCalendarClient(CalendarProviderClient):
                 )
             self._credentials.refresh(Request(session=self._http.session))
         except google_errors.TransportError as error:
-            raise self._http.transient(
+            raise self._http.not_done(
                 f"token request got no answer ({type(error).__name__})", operation=operation
             ) from None
         except google_errors.RefreshError as error:
-            make = self._http.transient if getattr(error, "retryable", False) else self._http.permanent
+            make = self._http.not_done if getattr(error, "retryable", False) else self._http.permanent
             raise make(f"token refused ({type(error).__name__})", operation=operation) from None
         except (OSError, ValueError) as error:
             raise self._http.permanent(
