@@ -18,7 +18,8 @@ lost message costs a delay, never the work. What every kind shares lives here, o
   with the row's id, counted, retried a bounded number of times, then handed to the kind's `give_up`;
 - one manual-intervention surface: the rows that need a person, of every kind, with one metric.
 
-Nothing here knows a domain: each app registers its kinds (`work_kind_register`) in its AppConfig.ready.
+Nothing here knows a domain: each app registers its kinds (`work_kind_register`) in the module that drives
+them, which its AppConfig.ready imports.
 """
 
 from __future__ import annotations
@@ -88,14 +89,17 @@ class NeedsPersonRow(models.Model):
         abstract = True
 
 
-def needs_person_flag(row: Any, *, transitions: Mapping[str, Collection[str]], reason: str, **fields: Any) -> None:
-    """Ask a person about the row (locked by the caller), `reason` added to any reason still open."""
+def needs_person_flag(
+    row: Any, *, transitions: Mapping[str, Collection[str]], reason: str, to: str | None = None, **fields: Any
+) -> None:
+    """Ask a person about the row (locked by the caller), `reason` added to any reason still open; `to` moves
+    its state at the same time (the work gave up)."""
     reasons = row.manual_intervention_reason if row.requires_manual_intervention else ""
     if reason in reasons.split("\n"):
         reason = ""  # asked already, and not yet answered
     work_move(
         row,
-        fields.pop("to", row.state),
+        to or row.state,
         transitions=transitions,
         requires_manual_intervention=True,
         manual_intervention_reason="\n".join(filter(None, [reasons, reason])),

@@ -15,6 +15,7 @@ import logging
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -272,9 +273,14 @@ def _attempt_failed(attempt: _Attempt, error: Exception) -> WorkStep:
 
 def _locked(attempt: _Attempt) -> NotificationDelivery | None:
     """The delivery locked, if the attempt is still ours (compare-and-set on the attempt id)."""
+    return _attempt_row_locked(NotificationDelivery, attempt.delivery_id, attempt.attempt_id)
+
+
+def _attempt_row_locked(model: type[NotificationWorkRow], row_id: UUID, attempt_id: UUID) -> Any:
+    """The delivery or reminder locked, if its running attempt is still `attempt_id` (compare-and-set)."""
     return (
-        NotificationDelivery.objects.select_for_update(of=("self",))
-        .filter(id=attempt.delivery_id, attempt_id=attempt.attempt_id, state=DeliveryState.RUNNING)
+        model.objects.select_for_update(of=("self",))
+        .filter(id=row_id, attempt_id=attempt_id, state=DeliveryState.RUNNING)
         .first()
     )
 
@@ -633,11 +639,7 @@ def _reminder_send(attempt: _ReminderAttempt) -> int:
 
 
 def _reminder_locked(attempt: _ReminderAttempt) -> Reminder | None:
-    return (
-        Reminder.objects.select_for_update(of=("self",))
-        .filter(id=attempt.reminder_id, attempt_id=attempt.attempt_id, state=DeliveryState.RUNNING)
-        .first()
-    )
+    return _attempt_row_locked(Reminder, attempt.reminder_id, attempt.attempt_id)
 
 
 def _reminder_record(attempt: _ReminderAttempt, to: str, *, error: str = "") -> bool:
@@ -668,8 +670,9 @@ def _reminder_failed(attempt: _ReminderAttempt, error: Exception) -> None:
         reminder = _reminder_locked(attempt)
         if reminder is None:
             return
-        if _smtp_refused(error) or reminder.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
-            what = "refused" if _smtp_refused(error) else f"failed after {reminder.attempts} attempt(s)"
+        refused = _smtp_refused(error)
+        if refused or reminder.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
+            what = "refused" if refused else f"failed after {reminder.attempts} attempt(s)"
             _give_up(reminder, REMINDER_TRANSITIONS, f"{what}: {message}", last_error=message[:2000])
             return
         # No countdown: the row waits for its not_before, and the next run of the sender takes it.
@@ -753,18 +756,12 @@ def _reminders_redrive(reminder_ids: list[UUID]) -> None:
         send_reminder.apply_async(kwargs={"reminder_id": str(reminder_id)})
 
 
-def _delivery_give_up(delivery_id: UUID, reason: str) -> None:
+def _work_give_up(model: type[NotificationWorkRow], transitions: dict, row_id: UUID, reason: str) -> None:
+    """The engine's end for a delivery or a reminder that kept failing on something other than an answer."""
     with transaction.atomic():
-        delivery = NotificationDelivery.objects.select_for_update(of=("self",)).filter(id=delivery_id).first()
-        if delivery is not None and delivery.state not in DELIVERY_FINAL_STATES:
-            _give_up(delivery, DELIVERY_TRANSITIONS, reason)
-
-
-def _reminder_give_up(reminder_id: UUID, reason: str) -> None:
-    with transaction.atomic():
-        reminder = Reminder.objects.select_for_update(of=("self",)).filter(id=reminder_id).first()
-        if reminder is not None and reminder.state not in DELIVERY_FINAL_STATES:
-            _give_up(reminder, REMINDER_TRANSITIONS, reason)
+        row = model.objects.select_for_update(of=("self",)).filter(id=row_id).first()
+        if row is not None and row.state not in DELIVERY_FINAL_STATES:
+            _give_up(row, transitions, reason)
 
 
 NOTIFICATION_WORK = work_kind_register(
@@ -775,7 +772,7 @@ NOTIFICATION_WORK = work_kind_register(
         key="id",
         final_states=DELIVERY_FINAL_STATES,
         redrive=_deliveries_redrive,
-        give_up=_delivery_give_up,
+        give_up=partial(_work_give_up, NotificationDelivery, DELIVERY_TRANSITIONS),
         stuck_after=lambda: settings.NOTIFICATION_STUCK_AFTER_SECONDS,
         needs_person={"requires_manual_intervention": True},
     )
@@ -789,7 +786,7 @@ REMINDER_WORK = work_kind_register(
         key="id",
         final_states=DELIVERY_FINAL_STATES,
         redrive=_reminders_redrive,
-        give_up=_reminder_give_up,
+        give_up=partial(_work_give_up, Reminder, REMINDER_TRANSITIONS),
         stuck_after=lambda: settings.NOTIFICATION_STUCK_AFTER_SECONDS,
         needs_person={"requires_manual_intervention": True},
     )
