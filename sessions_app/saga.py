@@ -482,16 +482,9 @@ def _leftovers_check(run: _Run) -> SagaStep:
             provider=meeting.provider, request=request, keep=meeting.provider_meeting_id
         )
     except ProviderError as error:
-        if isinstance(error, TransientProviderError) and saga.cancel_attempts < settings.SAGA_CANCEL_MAX_ATTEMPTS:
-            delay = work_backoff(saga.cancel_attempts, retry_after=error.retry_after)
-            with transaction.atomic():
-                _move(
-                    _lock(run.session_id),
-                    SagaState.CHECKING_LEFTOVERS,
-                    last_error=f"leftover check failed: {error}",
-                    not_before=not_before_in(delay),
-                )
-            return wait_step(delay)
+        later = _provider_call_retry(saga, SagaState.CHECKING_LEFTOVERS, error, failed="leftover check failed")
+        if later is not None:
+            return later
         with transaction.atomic():
             locked = _lock(run.session_id)
             _manual_intervention_flag(
@@ -505,6 +498,17 @@ def _leftovers_check(run: _Run) -> SagaStep:
         _move(_lock(run.session_id), SagaState.SUCCEEDED, leftover_check_after=None, not_before=None)
     logger.info("saga.leftovers_checked", extra={**log, "provider": meeting.provider, "cancelled": cancelled})
     return DONE
+
+
+def _provider_call_retry(saga: MeetingSaga, state: str, error: ProviderError, *, failed: str) -> SagaStep | None:
+    """After a cancel or a lookup of the saga failed: look again after the backoff (`cancel_attempts` counts
+    them), or None when it may not be retried (refused, or SAGA_CANCEL_MAX_ATTEMPTS spent) and a person must."""
+    if not isinstance(error, TransientProviderError) or saga.cancel_attempts >= settings.SAGA_CANCEL_MAX_ATTEMPTS:
+        return None
+    delay = work_backoff(saga.cancel_attempts, retry_after=error.retry_after)
+    with transaction.atomic():
+        _move(_lock(saga.session_id), state, last_error=f"{failed}: {error}", not_before=not_before_in(delay))
+    return wait_step(delay)
 
 
 def _compensate(run: _Run) -> SagaStep:
@@ -532,18 +536,10 @@ def _compensate(run: _Run) -> SagaStep:
             MeetingManager().cancel_meeting(meeting_id=meeting.id)
             logger.info("saga.meeting_cancelled", extra={**log, "provider": meeting.provider})
     except ProviderError as error:
-        retryable = isinstance(error, TransientProviderError)
-        if retryable and saga.cancel_attempts < settings.SAGA_CANCEL_MAX_ATTEMPTS:
-            delay = work_backoff(saga.cancel_attempts, retry_after=error.retry_after)
-            with transaction.atomic():
-                _move(
-                    _lock(session_id),
-                    SagaState.COMPENSATING,
-                    last_error=f"meeting cancel failed: {error}",
-                    not_before=not_before_in(delay),
-                )
-            logger.warning("saga.meeting_cancel_failed", extra={**log, "error": str(error), "retryIn": delay})
-            return wait_step(delay)
+        later = _provider_call_retry(saga, SagaState.COMPENSATING, error, failed="meeting cancel failed")
+        if later is not None:
+            logger.warning("saga.meeting_cancel_failed", extra={**log, "error": str(error), "retryIn": later.retry_in})
+            return later
         if meeting is not None:
             manual_reason = (
                 f"The {meeting.provider} meeting {meeting.meeting_no or meeting.provider_meeting_id} could not be "
