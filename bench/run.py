@@ -522,7 +522,9 @@ def _end_state(stack, booked: dict) -> dict:
 def _meeting_key(meeting: dict) -> str:
     """The id our meetings table keeps for a sandbox meeting (a Feishu calendar meeting: its calendar and event)."""
     if meeting.get("source") == "calendar":
-        return f"calendar:{meeting['calendarId']}|{meeting['eventId']}"
+        from meetings_app.providers.feishu import calendar_meeting_id
+
+        return calendar_meeting_id(meeting["calendarId"], meeting["eventId"])
     return str(meeting["id"])
 
 

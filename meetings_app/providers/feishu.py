@@ -157,7 +157,7 @@ class FeishuMeetingClient(MeetingProviderClient):
                 "the calendar meeting answer carries no event_id and vchat.meeting_url", operation="create"
             )
         return ProvidedMeeting(
-            provider_meeting_id=_calendar_meeting_id(calendar_id, str(event["event_id"])),
+            provider_meeting_id=calendar_meeting_id(calendar_id, str(event["event_id"])),
             meeting_no=_meeting_no(str(url)),
             join_url=str(url),
             host_id=request.host_id,
@@ -184,7 +184,8 @@ def _is_calendar_meeting(provider_meeting_id: str) -> bool:
     return provider_meeting_id.startswith(_CALENDAR_MEETING_PREFIX)
 
 
-def _calendar_meeting_id(calendar_id: str, event_id: str) -> str:
+def calendar_meeting_id(calendar_id: str, event_id: str) -> str:
+    """The id our meetings table keeps for a Feishu meeting made through a calendar event."""
     return f"{_CALENDAR_MEETING_PREFIX}{calendar_id}|{event_id}"
 
 
