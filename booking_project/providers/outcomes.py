@@ -1,7 +1,7 @@
 """The four things an answer from someone else's system can be (DESIGN.md "One way to call the outside world").
 
 - **done**: the call returns normally;
-- **refused** (`RefusedError`): a 4xx or a business error that repeating will not change;
+- **refused** (`PermanentProviderError`): a 4xx or a business error that repeating will not change;
 - **not done** (`NotDoneError`): the request never left, or the provider says it did not apply it (429, its
   own 5xx error body): safe to repeat;
 - **unknown** (`OutcomeUnknownError`): the request left and no trustworthy answer came back (a read timeout, a
@@ -15,11 +15,9 @@ is the refused kind, under the names the code has always used.
 
 from __future__ import annotations
 
-DONE = "done"
 REFUSED = "refused"
 NOT_DONE = "not_done"
 UNKNOWN = "unknown"
-ANSWER_KINDS = (DONE, REFUSED, NOT_DONE, UNKNOWN)
 
 
 class ProviderError(Exception):
@@ -64,14 +62,3 @@ class PermanentProviderError(ProviderError):
     """Refused: retrying cannot help (a 4xx, a business error, a request we cannot even build)."""
 
     kind = REFUSED
-
-
-RefusedError = PermanentProviderError
-
-
-def answer_kind(error: BaseException | None) -> str:
-    """DONE for no error, else the provider error's kind. Any other exception (a bug of ours between sending
-    and reading the answer) is UNKNOWN: nobody can tell whether the request left."""
-    if error is None:
-        return DONE
-    return error.kind if isinstance(error, ProviderError) else UNKNOWN
