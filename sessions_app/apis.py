@@ -34,7 +34,7 @@ from booking_project.throttles import ActionThrottle, BookThrottle
 from meetings_app.models import MeetingProvider
 from sessions_app.idempotency import IdempotentRequest, booking_fingerprint
 from sessions_app.models import Session, SessionStatus
-from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer
+from sessions_app.selectors import session_get_for_viewer, session_joinable_meeting, session_list_for_viewer
 from sessions_app.services import (
     session_book,
     session_cancel,
@@ -66,6 +66,8 @@ class SessionOutputSerializer(serializers.Serializer):
     meetingUrl = serializers.SerializerMethodField()
     requiresManualIntervention = serializers.BooleanField(source="requires_manual_intervention")
     failureReason = serializers.CharField(source="failure_reason", allow_null=True)
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    endedAt = serializers.DateTimeField(source="ended_at", allow_null=True)
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_studentId(self, session: Session) -> str | None:
@@ -73,15 +75,18 @@ class SessionOutputSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_meetingId(self, session: Session) -> str | None:
-        return str(session.meeting_id) if session.meeting_id else None
+        meeting = session_joinable_meeting(session)
+        return str(meeting.id) if meeting else None
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_meetingNo(self, session: Session) -> str | None:
-        return session.meeting.meeting_no if session.meeting_id else None
+        meeting = session_joinable_meeting(session)
+        return meeting.meeting_no if meeting else None
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_meetingUrl(self, session: Session) -> str | None:
-        return session.meeting.join_url if session.meeting_id else None
+        meeting = session_joinable_meeting(session)
+        return meeting.join_url if meeting else None
 
 
 def session_representation(session: Session) -> dict[str, Any]:

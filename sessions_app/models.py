@@ -51,6 +51,9 @@ class Session(models.Model):
     # The calendar slots this session holds (one per participant), for the saga and the lifecycle.
     slot_ids = ArrayField(models.UUIDField(), default=list)
     failure_reason = models.TextField(null=True, blank=True)
+    # When the meeting really began and ended, as the provider reported it (null until known).
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
@@ -73,6 +76,13 @@ class Session(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="session_status_created"),
             models.Index(fields=["scheduled_at"], name="session_scheduled_at"),
+            # What the clock looks at every tick: the sessions it may have to start or complete.
+            models.Index(
+                fields=["scheduled_at"],
+                name="session_clock_due",
+                condition=models.Q(status__in=["SCHEDULED", "IN_PROGRESS"]),
+            ),
+            models.Index(fields=["counselor", "-created_at"], name="session_counselor_created"),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts_app.models import Role, User
 from booking_project.errors import NotFound
+from meetings_app.models import Meeting
 from sessions_app.models import OutboxEvent, Session, SessionStatus, SessionStudent
 
 
@@ -49,6 +50,18 @@ def session_list_for_viewer(
     if starts_before:
         sessions = sessions.filter(scheduled_at__lt=starts_before)
     return sessions.order_by("-created_at", "-id")
+
+
+# A cancelled or failed session's meeting is gone (or never was): its link is never shown or sent.
+MEETING_SHOWN_STATUSES = frozenset({SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS, SessionStatus.COMPLETED})
+
+
+def session_joinable_meeting(session: Session) -> Meeting | None:
+    """The meeting to show or send for this session: None for a CANCELLED or MEETING_FAILED one, so no page,
+    answer or email ever carries a dead link."""
+    if session.status not in MEETING_SHOWN_STATUSES or not session.meeting_id:
+        return None
+    return session.meeting
 
 
 def outbox_event_get(*, event_id: UUID) -> OutboxEvent | None:
