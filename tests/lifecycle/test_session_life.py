@@ -13,7 +13,7 @@ from notifications_app.models import Channel, NotificationDelivery
 from sessions_app.life import session_meeting_ended, session_meeting_started, sessions_clock_tick
 from sessions_app.models import AuditEntry, OutboxEvent, Session, SessionStatus
 from tests.conftest import assert_error, detail_url, table_counts
-from tests.lifecycle.test_lifecycle import action_url, book, scheduled  # noqa: F401 - fixtures
+from tests.lifecycle.test_lifecycle import action_url
 
 pytestmark = pytest.mark.usefixtures("providers")
 
