@@ -350,6 +350,12 @@ def session_reschedule(
                 "Only a scheduled session can be moved; cancel it and book again instead.",
                 details={"status": session.status, "requested": "reschedule"},
             )
+        if session.scheduled_at <= timezone.now():
+            # The clock may not have ticked yet, but people may already be in the meeting.
+            raise InvalidState(
+                "The session has begun: it can no longer be moved.",
+                details={"status": session.status, "requested": "reschedule"},
+            )
         booking_rules_check(
             session_type=session_type_get(session.session_type),
             student_ids=session.student_ids,

@@ -223,3 +223,16 @@ def test_a_cancelled_session_shows_no_meeting_in_the_api(counselor_api, schedule
     assert (body["meetingId"], body["meetingNo"], body["meetingUrl"]) == (None, None, None)
     listed = counselor_api.get("/api/counselor/sessions").json()["results"]
     assert [(s["meetingId"], s["meetingNo"], s["meetingUrl"]) for s in listed] == [(None, None, None)]
+
+
+def test_reschedule_after_the_start_is_invalid_state_and_changes_nothing(counselor_api, scheduled):
+    session = starts_in(scheduled(), minutes=-1)
+    before = table_counts()
+
+    body = {"scheduledStartTime": (timezone.now() + timedelta(days=3)).isoformat(), "duration": 60}
+    error = assert_error(
+        counselor_api.post(action_url(session, "reschedule"), body, format="json"), 409, "INVALID_STATE"
+    )
+
+    assert "begun" in error["message"]
+    assert table_counts() == before
