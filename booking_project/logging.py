@@ -1,9 +1,11 @@
 """One JSON object per log line, carrying the `extra={...}` fields a caller passes, with secrets and
-personal data taken out before the line is formatted."""
+personal data taken out before the line is formatted. For the demo (LOG_FORMAT=console), one readable line per
+business event instead, with the periodic chatter left out."""
 
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -139,3 +141,134 @@ class StructuredFormatter(logging.Formatter):
         if record.exc_text or record.exc_info:
             line["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, default=str)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The demo console (LOG_FORMAT=console): one short line per thing a person cares about, and quiet ticks.
+
+# Records that every periodic tick writes, for a job that found nothing to do: beat sending its due tasks,
+# the worker receiving them and reporting their success (and django-axes's banner, once per process at
+# start). Warnings and errors from them are always kept.
+QUIET_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace", "gunicorn.access", "axes.apps")
+# Plumbing a person watching the demo does not need; the business line that follows says what happened.
+QUIET_EVENTS = frozenset(
+    {
+        "outbox.published",
+        "outbox.publish_deferred",
+        "saga.attempt_started",
+        "saga.busy",
+        "saga.event_ignored",
+        "meeting_operation.attempt_started",
+        "meeting_operation.waiting_for_provisioning",
+        "provider.token_refused",
+        # The calendar, email and reminder lines say what was delivered.
+        "notifications.recorded",
+        "notifications.delivered",
+    }
+)
+# Periodic jobs' reports, quiet when the count they carry is zero (the job found nothing).
+QUIET_WHEN_NOTHING = {
+    "outbox.relayed": "published",
+    "notifications.reminders_sent": "sent",
+    "idempotency.records_expired": "deleted",
+}
+
+
+class ConsoleQuietFilter(logging.Filter):
+    """For the demo console only: drops the periodic and no-op chatter below WARNING (see QUIET_LOGGERS,
+    QUIET_EVENTS, QUIET_WHEN_NOTHING) and successful provider calls (the meeting or calendar line that follows
+    tells of them). Anything at WARNING or above passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name in QUIET_LOGGERS or record.name.startswith(tuple(f"{name}." for name in QUIET_LOGGERS)):
+            return False
+        event = record.msg if isinstance(record.msg, str) else ""
+        if event in QUIET_EVENTS:
+            return False
+        if event in QUIET_WHEN_NOTHING and not getattr(record, QUIET_WHEN_NOTHING[event], None):
+            return False
+        return not (event == "provider.call" and getattr(record, "outcome", None) == "ok")
+
+
+PROVIDER_NAMES = {"zoom": "Zoom", "feishu": "Feishu", "google": "Google"}
+
+
+def _short_id(value: Any) -> str:
+    text = str(value or "")
+    return f"{text[:8]}…" if len(text) > 8 else text
+
+
+def _provider(value: Any) -> str:
+    return PROVIDER_NAMES.get(str(value), str(value or "?"))
+
+
+def _session(fields: dict) -> str:
+    return f"session {_short_id(fields.get('sessionId'))}"
+
+
+def _seconds(milliseconds: Any) -> str:
+    return f"{float(milliseconds) / 1000:.1f} s" if isinstance(milliseconds, int | float) else "?"
+
+
+# How each business event reads on the console, from the record's extra fields.
+CONSOLE_LINES: dict[str, Callable[[dict], str]] = {
+    "session.booked": lambda f: (
+        f"booked {f.get('sessionType', 'session')} {_short_id(f.get('sessionId'))} with {_provider(f.get('provider'))}"
+    ),
+    "saga.meeting_created": lambda f: f"meeting created for {_session(f)} in {_seconds(f.get('durationMs'))}",
+    "saga.meeting_adopted": lambda f: f"meeting found at the provider for {_session(f)} (made by an earlier try)",
+    "session.scheduled": lambda f: (
+        f"{_session(f)} SCHEDULED at {_provider(f.get('provider'))}, {_seconds(f.get('sagaDurationMs'))} after booking"
+    ),
+    "saga.attempt_failed": lambda f: (
+        f"{_provider(f.get('provider'))} call for {_session(f)} failed: {f.get('error')}"
+        + (" (will retry)" if f.get("retryable") else "")
+    ),
+    "saga.retry_scheduled": lambda f: f"retry {_session(f)} in {f.get('retryIn')} s",
+    "saga.failed": lambda f: f"failed: {_session(f)} MEETING_FAILED: {f.get('reason')}",
+    "saga.compensating": lambda f: f"undoing {_session(f)}: {f.get('reason')}",
+    "saga.meeting_cancelled": lambda f: f"meeting cancelled at {_provider(f.get('provider'))} for {_session(f)}",
+    "saga.manual_intervention": lambda f: f"an operator is needed for {_session(f)}: {f.get('reason')}",
+    "session.retried": lambda f: f"{_session(f)} retried",
+    "session.cancelled": lambda f: f"{_session(f)} cancelled",
+    "session.rescheduled": lambda f: f"{_session(f)} rescheduled to {f.get('scheduledAt')}",
+    "session.completed": lambda f: f"{_session(f)} completed",
+    "notifications.calendar_synced": lambda f: (
+        f"calendar event {f.get('status')} at {_provider(f.get('provider'))} for {_session(f)}"
+    ),
+    "notifications.email_sent": lambda f: f"email ({f.get('kind')}) sent for {_session(f)}",
+    "notifications.reminders_sent": lambda f: f"{f.get('sent')} reminder(s) sent",
+}
+# Fields a generic line leaves out: correlation ids a person does not read (the session's id is kept).
+_UNREAD_FIELDS = re.compile(r".+Id$|.+Ids$")
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One short readable line per record: the local time, WARNING/ERROR when it is one, then the business
+    event as a sentence (CONSOLE_LINES) or, for any other event, its name and its fields; a traceback follows
+    on its own lines. For people watching the demo; production logs stay JSON (StructuredFormatter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
+        message = record.getMessage()
+        render = CONSOLE_LINES.get(message)
+        text = render(fields) if render is not None else self._generic(message, fields)
+        level = f"{record.levelname} " if record.levelno >= logging.WARNING else ""
+        line = f"{self.formatTime(record, '%H:%M:%S')} {level}{text}"
+        if record.exc_text or record.exc_info:
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        return line
+
+    @staticmethod
+    def _generic(message: str, fields: dict) -> str:
+        parts = [message]
+        if fields.get("sessionId"):
+            parts.append(_session(fields))
+        parts += [
+            f"{key}={value}"
+            for key, value in fields.items()
+            if key != "sessionId" and not _UNREAD_FIELDS.fullmatch(key) and value not in (None, "")
+        ]
+        return " ".join(parts)

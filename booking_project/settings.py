@@ -439,17 +439,31 @@ if PRODUCTION:
     X_FRAME_OPTIONS = "DENY"
     SESSION_COOKIE_HTTPONLY = True
 
+# "json" (production): one JSON object per line. "console" (bin/up's demo): one readable line per business
+# event, with the periodic ticks and no-op chatter left out (booking_project/logging.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in ("json", "console"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "structured": {"()": "booking_project.logging.StructuredFormatter"},
+        "console": {"()": "booking_project.logging.ConsoleFormatter"},
     },
     "filters": {
         "redact": {"()": "booking_project.logging.RedactingFilter"},
+        "quiet": {"()": "booking_project.logging.ConsoleQuietFilter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "structured", "filters": ["redact"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "console" if LOG_FORMAT == "console" else "structured",
+            # Quiet first: a dropped tick is not worth redacting.
+            "filters": ["quiet", "redact"] if LOG_FORMAT == "console" else ["redact"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

@@ -385,6 +385,8 @@ def _calendar_request(session: Session, user: User, profile: Profile) -> Calenda
         time_zone=profile.time_zone,
         attendee_open_id=profile.feishu_open_id,
         attendee_email=user.email,
+        # The calendar's own reminders, at the offsets the email reminders use.
+        reminder_minutes=tuple(settings.REMINDER_OFFSETS_MINUTES),
     )
 
 

@@ -22,6 +22,9 @@ class CalendarEventRequest:
     # Feishu: the participant's open_id (empty: invited by email). Google: always by email.
     attendee_open_id: str
     attendee_email: str
+    # Minutes before the start at which the calendar itself reminds (each client keeps the ones its provider
+    # accepts). Empty: the event carries no reminders of ours.
+    reminder_minutes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from booking_project.providers.feishu import FeishuOpenApi, event_path, events_p
 from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
 
 EVENT_NOT_FOUND = 193001
+# Feishu takes reminder offsets from -20160 to 20160 minutes (negative: after the start); we only remind before.
+REMINDER_MINUTES_MAX = 20160
 
 
 class FeishuCalendarClient(CalendarProviderClient):
@@ -76,13 +78,19 @@ class FeishuCalendarClient(CalendarProviderClient):
 
 
 def _event_body(event: CalendarEventRequest) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "summary": event.summary,
         "description": event.description,
         "start_time": {"timestamp": str(int(event.start_time.timestamp())), "timezone": event.time_zone},
         "end_time": {"timestamp": str(int(event.end_time.timestamp())), "timezone": event.time_zone},
         "vchat": {"vc_type": "third_party", "meeting_url": event.meeting_url},
     }
+    # Sent on every create and patch, so a moved event's reminders are the offsets before its new start. An
+    # offset Feishu would refuse is left out rather than failing the whole event (the email reminder still goes).
+    reminders = sorted({minutes for minutes in event.reminder_minutes if 0 <= minutes <= REMINDER_MINUTES_MAX})
+    if reminders:
+        body["reminders"] = [{"minutes": minutes} for minutes in reminders]
+    return body
 
 
 def _attendee(event: CalendarEventRequest) -> dict[str, str]:

@@ -26,6 +26,9 @@ RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 # Google's tokens live an hour; a static token is re-read from settings after this long.
 STATIC_TOKEN_LIFETIME_SECONDS = 3600.0
 TOKEN_REFRESH_MARGIN_SECONDS = 5 * 60
+# Google keeps at most 5 reminder overrides per event, each 0 to 40320 minutes (four weeks) before the start.
+REMINDER_OVERRIDES_MAX = 5
+REMINDER_MINUTES_MAX = 40320
 # We email our own invitation (with its .ics); Google's would be a second one.
 SEND_UPDATES = "none"
 
@@ -176,7 +179,7 @@ class GoogleCalendarClient(CalendarProviderClient):
 
 
 def _event_body(event: CalendarEventRequest) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "summary": event.summary,
         "description": event.description,
         "location": event.meeting_url,
@@ -184,6 +187,16 @@ def _event_body(event: CalendarEventRequest) -> dict[str, Any]:
         "start": {"dateTime": _utc(event.start_time), "timeZone": event.time_zone},
         "end": {"dateTime": _utc(event.end_time), "timeZone": event.time_zone},
     }
+    # Sent on every patch too, not only the insert: an event made before reminders were configured gets them when
+    # it moves. Offsets Google would refuse are left out rather than failing the whole event (the email reminder
+    # still goes); past five, the ones nearest the start are kept.
+    reminders = sorted({minutes for minutes in event.reminder_minutes if 0 <= minutes <= REMINDER_MINUTES_MAX})
+    if reminders:
+        body["reminders"] = {
+            "useDefault": False,
+            "overrides": [{"method": "popup", "minutes": minutes} for minutes in reminders[:REMINDER_OVERRIDES_MAX]],
+        }
+    return body
 
 
 def _utc(moment: datetime) -> str:

@@ -4,7 +4,8 @@ wait and never fail on purpose; their errors are in the app's error shape.
 
 - `GET|POST /_sandbox/config` (POST: any subset of SETTINGS, all validated before any is applied; 400
   VALIDATION_ERROR with `details` per setting), `POST /_sandbox/reset`;
-- `GET /_sandbox/meetings`, `GET /_sandbox/calendar-events`: what the providers hold;
+- `GET /_sandbox/meetings`, `GET /_sandbox/calendar-events`: what the providers hold (an event's `reminders`:
+  the minutes before its start at which it reminds);
 - `GET /_sandbox/requests`: provider calls received, by operation (`token` included);
 - `GET /_sandbox/injected`: `{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {provider: {"failed",
   "answersLost"}}}`, the calls failed before applying and the answers lost after applying.
@@ -200,6 +201,14 @@ def _google_meeting_url(resource: dict) -> str | None:
     return None
 
 
+def _event_reminders(provider: str, reminders: Any) -> list[int]:
+    """The minutes before the start at which the event reminds ([] for none, or a Google calendar's defaults)."""
+    if provider == "feishu":
+        return [reminder["minutes"] for reminder in reminders or []]
+    reminders = _as_dict(reminders)
+    return [] if reminders.get("useDefault") else [override["minutes"] for override in reminders.get("overrides") or []]
+
+
 def _event_view(event: CalendarEvent) -> dict:
     resource = event.resource
     if event.provider == "feishu":
@@ -220,6 +229,7 @@ def _event_view(event: CalendarEvent) -> dict:
         "end": _event_time(event.provider, end),
         "meetingUrl": meeting_url,
         "attendees": attendees,
+        "reminders": _event_reminders(event.provider, resource.get("reminders")),
     }
     if event.meeting_id is not None:
         # The event made a Feishu video meeting (vchat vc_type "vc"): the meeting itself, not an invitation.

@@ -41,6 +41,8 @@ FEISHU_VC_MEETING_SETTINGS = {
     "allow_attendees_start": True,
 }
 FEISHU_JOIN_PERMISSIONS = ("anyone_can_join", "only_organization_employees", "only_event_attendees")
+# reminders[].minutes: before the start when positive, after it when negative.
+FEISHU_REMINDER_MINUTES = range(-20160, 20160 + 1)
 
 
 def feishu_error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> Reply:
@@ -210,6 +212,18 @@ def _feishu_event_problem(event: dict) -> str | None:
     for name in ("start_time", "end_time"):
         if problem := _feishu_time_problem(event.get(name)):
             return f"{name} {problem}"
+    return _feishu_reminders_problem(event.get("reminders"))
+
+
+def _feishu_reminders_problem(reminders: Any) -> str | None:
+    if reminders is None:
+        return None
+    if not isinstance(reminders, list) or not all(isinstance(reminder, dict) for reminder in reminders):
+        return "reminders must be a list of objects"
+    for reminder in reminders:
+        minutes = reminder.get("minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes not in FEISHU_REMINDER_MINUTES:
+            return "reminders.minutes must be an integer from -20160 to 20160"
     return None
 
 

@@ -11,6 +11,9 @@ from typing import Any
 from meetings_app.sandbox.state import CalendarEvent, ProviderRequest, Reply, SandboxState, parse_datetime, utc_now
 
 GOOGLE_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"  # base32hex, the only alphabet Google accepts for ids
+GOOGLE_REMINDER_METHODS = ("email", "popup")
+GOOGLE_REMINDER_OVERRIDES_MAX = 5
+GOOGLE_REMINDER_MINUTES = range(0, 40320 + 1)  # up to four weeks before the start
 
 
 def google_error(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -68,6 +71,31 @@ def _google_event_problem(event: dict) -> Reply | None:
     attendees = event.get("attendees", [])
     if not isinstance(attendees, list) or any(not isinstance(a, dict) or not a.get("email") for a in attendees):
         return google_error(400, "required", "Missing attendee email.")
+    return _google_reminders_problem(event.get("reminders"))
+
+
+def _google_reminders_problem(reminders: Any) -> Reply | None:
+    if reminders is None:
+        return None
+    if not isinstance(reminders, dict):
+        return google_error(400, "invalid", "Invalid value for: reminders")
+    overrides = reminders.get("overrides") or []
+    if not isinstance(overrides, list) or not all(isinstance(override, dict) for override in overrides):
+        return google_error(400, "invalid", "Invalid value for: reminders.overrides")
+    if overrides and reminders.get("useDefault", False) is not False:
+        return google_error(
+            400,
+            "cannotUseDefaultRemindersAndSpecifyOverride",
+            "Cannot specify both default reminders and overrides at the same time.",
+        )
+    if len(overrides) > GOOGLE_REMINDER_OVERRIDES_MAX:
+        return google_error(400, "invalid", "Too many reminder overrides: at most 5.")
+    for override in overrides:
+        if override.get("method") not in GOOGLE_REMINDER_METHODS:
+            return google_error(400, "required", "Missing or invalid reminder method.")
+        minutes = override.get("minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes not in GOOGLE_REMINDER_MINUTES:
+            return google_error(400, "invalid", "Invalid reminder minutes: from 0 to 40320.")
     return None
 
 

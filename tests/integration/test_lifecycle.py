@@ -132,12 +132,12 @@ def test_reschedule_into_a_conflict_changes_nothing_and_into_a_free_time_moves_e
     assert meeting["duration"] == 45
     assert meeting["startTime"].startswith(new_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"))
     assert ("update", "success") in [(r["operation"], r["status"]) for r in result_events(first["sessionId"])]
-    # The participants' side: both calendar events moved, the reminders re-timed.
+    # The participants' side: both calendar events moved with their own reminders, the reminders re-timed.
     moved_to = new_start.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
     def calendars_moved():
         events = [e for e in sandbox.calendar_events(status="confirmed") if e["summary"] == session.topic]
-        return len(events) == 2 and all(e["start"] == moved_to for e in events)
+        return len(events) == 2 and all(e["start"] == moved_to and e["reminders"] == [60, 24 * 60] for e in events)
 
     wait_for(calendars_moved, what="both calendar events moved")
     offset = new_start - session.scheduled_at

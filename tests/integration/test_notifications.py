@@ -55,6 +55,8 @@ def test_a_scheduled_session_reaches_every_calendar_reminder_and_inbox(people, s
     for event in events:
         assert event["meetingUrl"] == url
         assert event["start"] == start.isoformat().replace("+00:00", "Z")
+        # the calendar's own reminders, at the offsets of the email reminders
+        assert event["reminders"] == [60, 24 * 60]
     # reminders 24 h and 1 h before the start, for each participant
     reminders = wait_for(
         lambda: (rows := list(Reminder.objects.filter(session_id=session.id))) and len(rows) == 4 and rows,

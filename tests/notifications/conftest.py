@@ -30,6 +30,7 @@ class FakeEvent:
     url: str
     attendees: list = field(default_factory=list)
     status: str = "active"
+    reminders: list = field(default_factory=list)  # minutes before the start
 
 
 class FakeCalendars:
@@ -94,6 +95,7 @@ class FakeCalendars:
                 int(body["start_time"]["timestamp"]),
                 int(body["end_time"]["timestamp"]),
                 body["vchat"]["meeting_url"],
+                reminders=[reminder["minutes"] for reminder in body.get("reminders", [])],
             )
         return 200, {}, json.dumps({"code": 0, "msg": "ok", "data": {"event": {"event_id": self.feishu_keys[key]}}})
 
@@ -122,6 +124,8 @@ class FakeCalendars:
         body = json.loads(request.body)
         event.start, event.end = int(body["start_time"]["timestamp"]), int(body["end_time"]["timestamp"])
         event.url = body["vchat"]["meeting_url"]
+        if "reminders" in body:
+            event.reminders = [reminder["minutes"] for reminder in body["reminders"]]
         return 200, {}, json.dumps({"code": 0, "msg": "ok", "data": {"event": {"event_id": event.id}}})
 
     def _feishu_delete(self, request):
@@ -160,6 +164,7 @@ class FakeCalendars:
             body["end"]["dateTime"],
             body["location"],
             [a["email"] for a in body["attendees"]],
+            reminders=[override["minutes"] for override in body.get("reminders", {}).get("overrides", [])],
         )
         return 200, {}, json.dumps({"id": body["id"], "status": "confirmed"})
 
@@ -174,6 +179,8 @@ class FakeCalendars:
             return (404 if event is None else 410), {}, json.dumps({"error": {"code": 404, "errors": []}})
         body = json.loads(request.body)
         event.start, event.end, event.url = body["start"]["dateTime"], body["end"]["dateTime"], body["location"]
+        if "reminders" in body:
+            event.reminders = [override["minutes"] for override in body["reminders"].get("overrides", [])]
         return 200, {}, json.dumps({"id": event.id})
 
     def _google_delete(self, request):

@@ -64,6 +64,8 @@ def test_create_success_puts_the_meeting_in_each_participants_calendar_with_remi
     assert feishu_event.start == int(session.scheduled_at.timestamp())
     assert feishu_event.attendees == [{"type": "user", "user_id": session.mentor.profile.feishu_open_id}]
     assert google_event.attendees == ["student@example.com"]
+    # the calendars themselves remind too, at the same offsets as the email reminders
+    assert feishu_event.reminders == google_event.reminders == [60, 24 * 60]
     rows = CalendarEvent.objects.filter(session_id=session.id)
     assert {(row.user_id, row.provider, row.status) for row in rows} == {
         (session.mentor_id, "feishu", CalendarEventStatus.ACTIVE),
@@ -146,6 +148,7 @@ def test_update_moves_calendar_events_and_reminders_and_tells_participants(sessi
     (google_event,) = calendars.active("google")
     assert feishu_event.start == int(moved.scheduled_at.timestamp())
     assert google_event.start == moved.scheduled_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert feishu_event.reminders == google_event.reminders == [60, 24 * 60]
     assert len(calendars.events) == 2
     pending = Reminder.objects.filter(session_id=session.id, state=DeliveryState.PENDING)
     assert sorted({r.due_at for r in pending}) == [

@@ -143,6 +143,38 @@ def test_update_patches_the_times_and_delete_of_a_missing_event_counts_as_done(f
     assert json.loads(patch.request.body)["start_time"]["timestamp"] == "1796090400"
 
 
+def test_the_event_reminds_at_the_offsets_when_made_and_again_at_its_new_time(feishu, provider_api):
+    # given: reminders a day and an hour ahead; Feishu takes at most two weeks (20160 minutes)
+    give_token(provider_api, "t-1")
+    give_primary_calendar(provider_api)
+    provider_api.add(responses.POST, EVENTS_URL, json=ok({"event": {"event_id": EVENT_ID}}))
+    provider_api.add(responses.POST, f"{EVENT_URL}/attendees", json=ok({"attendees": []}))
+    provider_api.add(responses.PATCH, EVENT_URL, json=ok({"event": {"event_id": EVENT_ID}}))
+    event = CalendarEventRequest(**{**EVENT.__dict__, "reminder_minutes": (1440, 60, 60, 30000, -5)})
+    moved = CalendarEventRequest(**{**event.__dict__, "start_time": datetime(2026, 12, 2, 2, 0, tzinfo=UTC)})
+
+    # when
+    feishu.create(event, idempotency_key="5c1f0b0e9a4d4a3c8b7e6d5c4b3a2910")
+    feishu.update(CALENDAR_ID, EVENT_ID, moved)
+
+    # then: each offset once, the ones Feishu would refuse left out, sent with the create and with the move
+    (create,) = calls_to(provider_api, EVENTS_URL)
+    assert json.loads(create.request.body)["reminders"] == [{"minutes": 60}, {"minutes": 1440}]
+    (patch,) = [call for call in provider_api.calls if call.request.method == "PATCH"]
+    assert json.loads(patch.request.body)["start_time"]["timestamp"] == "1796176800"
+    assert json.loads(patch.request.body)["reminders"] == [{"minutes": 60}, {"minutes": 1440}]
+
+
+def test_an_event_without_reminder_offsets_sends_no_reminders(feishu, provider_api):
+    give_token(provider_api, "t-1")
+    provider_api.add(responses.PATCH, EVENT_URL, json=ok({"event": {"event_id": EVENT_ID}}))
+
+    feishu.update(CALENDAR_ID, EVENT_ID, EVENT)
+
+    (patch,) = [call for call in provider_api.calls if call.request.method == "PATCH"]
+    assert "reminders" not in json.loads(patch.request.body)
+
+
 def test_an_expired_token_is_refreshed_once_through_the_shared_feishu_token_logic(feishu, provider_api):
     # given
     give_token(provider_api, "t-old", "t-new")

@@ -112,6 +112,46 @@ def test_update_patches_and_delete_of_a_gone_event_is_done(google, provider_api)
     assert "id" not in json.loads(patch.request.body)
 
 
+def test_the_event_reminds_by_popup_at_the_offsets_when_inserted_and_again_when_moved(google, provider_api):
+    # given: offsets a day and an hour ahead, with one past Google's four weeks (40320 minutes)
+    provider_api.add(responses.POST, EVENTS_URL, json={"id": KEY, "status": "confirmed"})
+    provider_api.add(responses.PATCH, EVENT_URL, json={"id": KEY})
+    event = CalendarEventRequest(**{**EVENT.__dict__, "reminder_minutes": (1440, 60, 50000)})
+    moved = CalendarEventRequest(**{**event.__dict__, "start_time": datetime(2026, 12, 2, 2, 0, tzinfo=UTC)})
+
+    # when
+    google.create(event, idempotency_key=KEY)
+    google.update("primary", KEY, moved)
+
+    # then: the calendar's defaults replaced by ours, on the insert and on the move
+    reminders = {
+        "useDefault": False,
+        "overrides": [{"method": "popup", "minutes": 60}, {"method": "popup", "minutes": 1440}],
+    }
+    insert, patch = provider_api.calls
+    assert json.loads(insert.request.body)["reminders"] == reminders
+    assert json.loads(patch.request.body)["start"]["dateTime"] == "2026-12-02T02:00:00Z"
+    assert json.loads(patch.request.body)["reminders"] == reminders
+
+
+def test_past_five_offsets_the_five_nearest_the_start_are_kept(google, provider_api):
+    provider_api.add(responses.PATCH, EVENT_URL, json={"id": KEY})
+    event = CalendarEventRequest(**{**EVENT.__dict__, "reminder_minutes": (10080, 2880, 1440, 120, 60, 15, 0)})
+
+    google.update("primary", KEY, event)
+
+    overrides = json.loads(provider_api.calls[0].request.body)["reminders"]["overrides"]
+    assert [override["minutes"] for override in overrides] == [0, 15, 60, 120, 1440]
+
+
+def test_an_event_without_reminder_offsets_keeps_the_calendars_reminders(google, provider_api):
+    provider_api.add(responses.PATCH, EVENT_URL, json={"id": KEY})
+
+    google.update("primary", KEY, EVENT)
+
+    assert "reminders" not in json.loads(provider_api.calls[0].request.body)
+
+
 @pytest.mark.parametrize(
     ("status", "reason", "headers", "kind", "retry_after"),
     [

@@ -341,6 +341,7 @@ def test_google_insert_patch_delete_and_gone_on_second_delete(sandbox):
             "end": "2099-12-01T03:00:00Z",
             "meetingUrl": "https://zoom.us/j/81234567890",
             "attendees": ["mentor@example.com"],
+            "reminders": [],
         }
     ]
 
