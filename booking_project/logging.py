@@ -163,6 +163,8 @@ QUIET_EVENTS = frozenset(
         "provider.token_refused",
         # The calendar, email and reminder lines say what was delivered.
         "notifications.recorded",
+        # Each session the clock moved has its own line.
+        "sessions.clock_moved",
         "notifications.delivered",
     }
 )
@@ -193,6 +195,15 @@ class ConsoleQuietFilter(logging.Filter):
 
 
 PROVIDER_NAMES = {"zoom": "Zoom", "feishu": "Feishu", "google": "Google"}
+
+
+def _moved_by(via: str | None) -> str:
+    """Who moved a session: the clock, a provider's event, or a person (through the API, the page, the admin)."""
+    if via == "clock":
+        return "its time came"
+    if via in PROVIDER_NAMES:
+        return f"{PROVIDER_NAMES[via]} said so"
+    return f"by a person, via {via}" if via else "by a person"
 
 
 def _short_id(value: Any) -> str:
@@ -234,7 +245,8 @@ CONSOLE_LINES: dict[str, Callable[[dict], str]] = {
     "session.retried": lambda f: f"{_session(f)} retried",
     "session.cancelled": lambda f: f"{_session(f)} cancelled",
     "session.rescheduled": lambda f: f"{_session(f)} rescheduled to {f.get('scheduledAt')}",
-    "session.completed": lambda f: f"{_session(f)} completed",
+    "session.started": lambda f: f"{_session(f)} IN_PROGRESS ({_moved_by(f.get('via'))})",
+    "session.completed": lambda f: f"{_session(f)} COMPLETED ({_moved_by(f.get('via'))})",
     "notifications.calendar_synced": lambda f: (
         f"calendar event {f.get('status')} at {_provider(f.get('provider'))} for {_session(f)}"
     ),
