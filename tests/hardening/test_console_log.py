@@ -108,7 +108,7 @@ def test_ticks_and_no_op_chatter_are_left_out_of_the_console(quiet):
     "kept",
     [
         record("sessions_app.services", "session.booked", sessionId=SESSION_ID),
-        record("sessions_app.services", "session.started", sessionId=SESSION_ID),
+        record("sessions_app.services", "session.unheard_of", sessionId=SESSION_ID),
         record("notifications_app.services", "notifications.reminders_sent", sent=2),
         record("meetings_app.services", "provider.call", provider="zoom", outcome="TransientProviderError"),
         record("celery.app.trace", "Task %s raised unexpected: %r", logging.ERROR, ("x", ValueError("boom"))),
@@ -129,7 +129,8 @@ def test_each_business_event_is_one_readable_line():
             "saga.retry_scheduled": {"sessionId": SESSION_ID, "retryIn": 5.0},
             "saga.failed": {"sessionId": SESSION_ID, "reason": "Zoom refused the meeting."},
             "session.cancelled": {"sessionId": SESSION_ID, "operationId": SESSION_ID},
-            "session.completed": {"sessionId": SESSION_ID},
+            "session.completed": {"sessionId": SESSION_ID, "via": "clock"},
+            "session.started": {"sessionId": SESSION_ID, "via": "zoom"},
         }.items()
     }
 
@@ -138,17 +139,18 @@ def test_each_business_event_is_one_readable_line():
         "retry session 3f2a1b2c… in 5.0 s",
         "failed: session 3f2a1b2c… MEETING_FAILED: Zoom refused the meeting.",
         "session 3f2a1b2c… cancelled",
-        "session 3f2a1b2c… completed",
+        "session 3f2a1b2c… COMPLETED (its time came)",
+        "session 3f2a1b2c… IN_PROGRESS (Zoom said so)",
     ]
     assert all("\n" not in line for line in lines.values())
 
 
 def test_an_event_without_a_sentence_reads_as_its_name_and_fields_without_correlation_ids():
     line = ConsoleFormatter().format(
-        record("x", "session.started", sessionId=SESSION_ID, eventId=SESSION_ID, startedAt="2026-05-01T10:00:00Z")
+        record("x", "saga.leftover_found", sessionId=SESSION_ID, eventId=SESSION_ID, foundAt="2026-05-01T10:00:00Z")
     )
 
-    assert re.fullmatch(rf"{TIME} session.started session 3f2a1b2c… startedAt=2026-05-01T10:00:00Z", line)
+    assert re.fullmatch(rf"{TIME} saga.leftover_found session 3f2a1b2c… foundAt=2026-05-01T10:00:00Z", line)
 
 
 def test_a_failure_keeps_its_traceback_under_its_line():
