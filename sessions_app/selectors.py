@@ -1,5 +1,6 @@
 """Every read of sessions used by the API and the admin."""
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -74,9 +75,13 @@ def session_get_current(*, session_id: UUID) -> Session | None:
     return Session.objects.select_related("meeting").prefetch_related("session_students").filter(id=session_id).first()
 
 
-def sessions_pending_meeting_count(*, older_than: timedelta) -> tuple[int, int]:
-    """How many sessions wait for their meeting, and how many of them were booked more than `older_than` ago."""
+def sessions_pending_meeting_count(
+    *, older_than: timedelta, excluding_providers: Collection[str] = ()
+) -> tuple[int, int]:
+    """How many sessions wait for their meeting, and how many of them were booked more than `older_than` ago
+    (those of `excluding_providers`, paused by an operator, are not late: they wait on purpose)."""
+    late = Q(created_at__lt=timezone.now() - older_than) & ~Q(meeting_provider__in=list(excluding_providers))
     counts = Session.objects.filter(status=SessionStatus.PENDING_MEETING).aggregate(
-        total=Count("id"), late=Count("id", filter=Q(created_at__lt=timezone.now() - older_than))
+        total=Count("id"), late=Count("id", filter=late)
     )
     return counts["total"], counts["late"]
