@@ -16,9 +16,9 @@ from notifications_app.services import notification_deliver
 from sessions_app.meeting_operations import meeting_operation_advance
 from sessions_app.models import (
     MeetingOperation,
-    MeetingSaga,
     MeetingOperationKind,
     MeetingOperationState,
+    MeetingSaga,
     SagaState,
     SessionStatus,
 )
