@@ -43,8 +43,8 @@ def person_create(
 
 
 OPERATORS_GROUP = "operators"
-# What operators may do besides looking: work the manual-intervention queue, and send again (or resolve) the
-# notifications that gave up.
+# What operators may do besides looking: work the manual-intervention queue, send again (or resolve) the
+# notifications that gave up, and pause a provider during its outage.
 # Each admin action names the one it needs (sessions_app/admin.py, notifications_app/admin.py).
 OPERATOR_ACTION_PERMISSIONS = [
     "sessions_app.retry_manualintervention",
@@ -52,6 +52,7 @@ OPERATOR_ACTION_PERMISSIONS = [
     "sessions_app.resolve_manualintervention",
     "notifications_app.retry_notification",
     "notifications_app.resolve_notification",
+    "meetings_app.pause_provider",
 ]
 # Where operators look: every list these apps keep in the admin (view_* only; nothing there is edited by hand,
 # and balances are not theirs to change: holds_app.change_entitlement is granted on its own).

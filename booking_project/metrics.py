@@ -74,11 +74,22 @@ PROVIDER_WORK_UNEXPECTED_ERRORS = Counter(
     ["kind"],
 )
 
+PROVIDER_PAUSE_CHANGES = Counter(
+    "booking_provider_pause_changes",
+    "Operators' pauses and resumes of a provider (an outage), by provider and action (pause, resume).",
+    ["provider", "action"],
+)
+
 # Names of the figures collected at scrape time (the alert rules' test checks them too).
 PENDING_SESSIONS = "booking_sessions_pending_meeting"
 PENDING_SESSIONS_OVER_THRESHOLD = "booking_sessions_pending_meeting_over_threshold"
 QUEUE_DEPTH = "booking_queue_depth"
 NEEDS_PERSON = "booking_provider_work_needs_person"
+PROVIDER_PAUSED = "booking_provider_paused"
+
+
+def provider_pause_change_observed(*, provider: str, action: str) -> None:
+    PROVIDER_PAUSE_CHANGES.labels(provider=provider, action=action).inc()
 
 
 def provider_work_unexpected_error_observed(*, kind: str) -> None:
@@ -128,14 +139,20 @@ class ScrapeTimeCollector:
     """Sessions waiting for their meeting and the broker queue's depth, read when Prometheus scrapes."""
 
     def collect(self):
+        from meetings_app.models import PausableProvider
+        from meetings_app.selectors import providers_paused
         from sessions_app.selectors import sessions_pending_meeting_count
 
+        paused = providers_paused()
         threshold = settings.METRICS_PENDING_THRESHOLD_SECONDS
-        total, late = sessions_pending_meeting_count(older_than=timedelta(seconds=threshold))
+        # A session waiting for a provider an operator paused is not late: the pause gauge says why it waits.
+        total, late = sessions_pending_meeting_count(
+            older_than=timedelta(seconds=threshold), excluding_providers=paused
+        )
         yield GaugeMetricFamily(PENDING_SESSIONS, "Sessions in PENDING_MEETING.", value=total)
         over = GaugeMetricFamily(
             PENDING_SESSIONS_OVER_THRESHOLD,
-            "Sessions in PENDING_MEETING booked longer ago than the threshold.",
+            "Sessions in PENDING_MEETING booked longer ago than the threshold (not counting a paused provider's).",
             labels=["threshold_seconds"],
         )
         over.add_metric([f"{threshold:g}"], late)
@@ -148,6 +165,14 @@ class ScrapeTimeCollector:
         for kind, count in rows_needing_person_counts().items():
             needs_person.add_metric([kind], count)
         yield needs_person
+        pauses = GaugeMetricFamily(
+            PROVIDER_PAUSED,
+            "1 while an operator has paused the provider (its work waits), else 0.",
+            labels=["provider"],
+        )
+        for provider in PausableProvider.values:
+            pauses.add_metric([provider], 1 if provider in paused else 0)
+        yield pauses
         depths = _queue_depths()
         if depths is not None:
             family = GaugeMetricFamily(

@@ -16,7 +16,10 @@ lost message costs a delay, never the work. What every kind shares lives here, o
   their messages; rows are claimed with SKIP LOCKED so two beats never re-drive one row twice;
 - a step that raises something other than a provider answer (a bug, a value the database refuses) is logged
   with the row's id, counted, retried a bounded number of times, then handed to the kind's `give_up`;
-- one manual-intervention surface: the rows that need a person, of every kind, with one metric.
+- one manual-intervention surface: the rows that need a person, of every kind, with one metric;
+- the pause: while an operator has paused a provider (an outage), a row whose work would call it waits before any
+  attempt is opened (none spent, its give-up clock untouched), and resuming wakes the waiting rows at a bounded
+  rate (`work_run`, `paused_work_wake`).
 
 Nothing here knows a domain: each app registers its kinds (`work_kind_register`) in the module that drives
 them, which its AppConfig.ready imports.
@@ -29,11 +32,14 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
+from operator import or_
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from booking_project.errors import InvalidState
@@ -146,8 +152,9 @@ class WorkKind:
     name: str
     model: type[models.Model]
     final_states: frozenset[str]
-    # Sends the couriers for these rows (by `key`) now; the row decides what happens.
-    redrive: Callable[[list[Any]], None]
+    # Sends the couriers for these rows (by `key`) now, or `countdown` seconds from now; the row decides what
+    # happens.
+    redrive: Callable[..., None]
     # Ends the work for good after too many unexpected errors: compensate, or flag for a person.
     give_up: Callable[[Any, str], None]
     # Seconds without progress after which the sweep re-drives a row of this kind.
@@ -156,6 +163,9 @@ class WorkKind:
     # Which rows a person must look at (None: this kind asks a person through another kind's row).
     needs_person: Mapping[str, Any] | None = None
     label: str = ""
+    # The rows whose next step would call `provider` (a pausable one): they wait while it is paused. None: this
+    # kind never calls a pausable provider.
+    calls_provider: Callable[[str], Q] | None = None
 
 
 WORK_KINDS: dict[str, WorkKind] = {}
@@ -249,7 +259,12 @@ def work_run(kind: WorkKind, key: Any, step: Callable[[], WorkStep]) -> WorkStep
     """Run one step of a row's work. A provider's answer is the step's to handle; anything else raised (a bug,
     a value the database refuses) is logged with the row's id, counted, and retried with backoff up to
     PROVIDER_WORK_MAX_UNEXPECTED_ERRORS times; then the kind gives the work up (compensates or flags it), so
-    no row stays unfinished for ever re-raising on every sweep."""
+    no row stays unfinished for ever re-raising on every sweep.
+
+    Before anything, a row whose work would call a provider an operator has paused waits (`_paused_wait`): no
+    attempt is opened, and the step does not run."""
+    if _paused_wait(kind, key):
+        return DONE
     try:
         return step()
     except ProviderError:
@@ -296,6 +311,88 @@ def _unexpected_error(kind: WorkKind, key: Any, error: Exception) -> WorkStep:
 
 # How often the sweep looks again at a row that was given up but could not be finished.
 GIVEN_UP_RECHECK_SECONDS = 3600
+
+
+def _paused_wait(kind: WorkKind, key: Any) -> bool:
+    """Whether the row waits for a paused provider: then its `not_before` is pushed PROVIDER_PAUSE_RECHECK_SECONDS
+    ahead (never brought nearer), so the sweep looks at it once per period, not every tick. Its attempts,
+    unexpected errors and `updated_at` stay as they were: a pause is no failure and no progress. The courier
+    ends here without a countdown; resuming wakes the row (`paused_work_wake`). One query when nothing is paused."""
+    if kind.calls_provider is None:
+        return False
+    # The pause records belong to the app that owns provider identity; the engine only asks which are paused.
+    from meetings_app.selectors import providers_paused
+
+    paused = providers_paused()
+    if not paused:
+        return False
+    calling = reduce(or_, (kind.calls_provider(provider) for provider in sorted(paused)))
+    until = not_before_in(settings.PROVIDER_PAUSE_RECHECK_SECONDS)
+    waiting = (
+        kind.model.objects.filter(**{kind.key: key})
+        .exclude(state__in=list(kind.final_states))
+        .filter(calling)
+        # GREATEST skips a NULL in PostgreSQL: a longer wait already asked for (a Retry-After) is kept.
+        .update(not_before=Greatest(F("not_before"), until))
+    )
+    if waiting:
+        logger.info(
+            "provider_work.paused_wait",
+            extra={"kind": kind.name, "rowId": str(key), "paused": sorted(paused), "until": until.isoformat()},
+        )
+    return bool(waiting)
+
+
+@dataclass(frozen=True)
+class WokenBatch:
+    """Rows of one kind woken on a resume to run `countdown` seconds from now."""
+
+    kind: WorkKind
+    keys: list[Any]
+    countdown: float
+
+
+def paused_work_wake(provider: str, *, now: datetime, per_second: int) -> list[WokenBatch]:
+    """After `provider` was resumed: its waiting rows of every kind, oldest first, get a `not_before` staggered
+    at `per_second` rows a second from `now`, so a long outage's backlog does not hammer the provider at once.
+    Call in the resume's transaction; send the batches' couriers after commit (`woken_work_redrive`). A row
+    with an attempt open under a live lease is left to its worker."""
+    lease_ended = now - timedelta(seconds=settings.SAGA_ATTEMPT_LEASE_SECONDS)
+    waiting: list[tuple[datetime, str, Any]] = []
+    for kind in WORK_KINDS.values():
+        if kind.calls_provider is None:
+            continue
+        rows = (
+            kind.model.objects.exclude(state__in=list(kind.final_states))
+            .filter(kind.calls_provider(provider))
+            .filter(
+                Q(attempt_id__isnull=True) | Q(attempt_started_at__isnull=True) | Q(attempt_started_at__lt=lease_ended)
+            )
+            .values_list("created_at", kind.key)
+        )
+        waiting += [(created_at, kind.name, key) for created_at, key in rows]
+    waiting.sort(key=lambda row: (row[0], row[1]))
+    per_second = max(1, per_second)
+    batches: dict[tuple[int, str], list[Any]] = {}
+    for position, (_created_at, name, key) in enumerate(waiting):
+        batches.setdefault((position // per_second, name), []).append(key)
+    woken = []
+    for (second, name), keys in sorted(batches.items()):
+        kind = WORK_KINDS[name]
+        # last_driven_at cleared: the sweep may take a row as soon as its time has come, if its courier is lost.
+        kind.model.objects.filter(**{f"{kind.key}__in": keys}).update(
+            not_before=now + timedelta(seconds=second), last_driven_at=None
+        )
+        woken.append(WokenBatch(kind=kind, keys=keys, countdown=float(second)))
+    return woken
+
+
+def woken_work_redrive(batches: Iterable[WokenBatch]) -> None:
+    """Send the couriers of woken rows, each at its batch's time. A batch further off than a Celery countdown may
+    wait (PROVIDER_WORK_MAX_COUNTDOWN_SECONDS) is left to the sweep, which takes it once its `not_before` comes."""
+    for batch in batches:
+        if batch.countdown <= settings.PROVIDER_WORK_MAX_COUNTDOWN_SECONDS:
+            batch.kind.redrive(batch.keys, countdown=batch.countdown)
 
 
 def rows_due_claim(kind: WorkKind, *, now: datetime, limit: int = 500) -> list[Any]:

@@ -331,6 +331,10 @@ MEETING_OPERATION_WAIT_SECONDS = env.float("MEETING_OPERATION_WAIT_SECONDS", def
 # timeout); a step failing on something other than a provider's answer is retried this many times, then given up.
 PROVIDER_WORK_MAX_COUNTDOWN_SECONDS = env.float("PROVIDER_WORK_MAX_COUNTDOWN_SECONDS", default=120.0)
 PROVIDER_WORK_MAX_UNEXPECTED_ERRORS = env.int("PROVIDER_WORK_MAX_UNEXPECTED_ERRORS", default=3)
+# A provider paused by an operator (meetings_app.ProviderPause): its waiting work is looked at again by the sweep
+# once per this period (resuming wakes it at once), and on resume the backlog drains at this many rows a second.
+PROVIDER_PAUSE_RECHECK_SECONDS = env.float("PROVIDER_PAUSE_RECHECK_SECONDS", default=300.0)
+PROVIDER_RESUME_DRAIN_PER_SECOND = env.int("PROVIDER_RESUME_DRAIN_PER_SECOND", default=20)
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=5.0)
 # The relay leaves younger events to the on-commit publication, which is normally done within milliseconds.
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=2.0)

@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -45,3 +46,68 @@ class Meeting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} meeting {self.meeting_no or self.provider_meeting_id} ({self.status})"
+
+
+class PausableProvider(models.TextChoices):
+    """The providers an operator can pause during their outage: the one list of them. Feishu paused holds its
+    meetings and its calendar events (one vendor, one outage); Google Calendar and email are not pausable."""
+
+    FEISHU = "feishu", "Feishu (meetings and calendar events)"
+    ZOOM = "zoom", "Zoom"
+
+
+class ProviderPause(models.Model):
+    """Whether an operator has paused a provider: while paused, every piece of provider work that would call it
+    waits (no attempt spent); bookings still answer at once. One row per provider, written only by
+    `provider_pause` / `provider_resume`."""
+
+    provider = models.CharField(max_length=16, choices=PausableProvider.choices, primary_key=True)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "provider pause"
+        permissions = [("pause_provider", "Can pause and resume a provider")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(provider__in=PausableProvider.values), name="provider_pause_provider_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()}: {'paused' if self.paused else 'running'}"
+
+
+class PauseAction(models.TextChoices):
+    PAUSE = "pause", "Paused"
+    RESUME = "resume", "Resumed"
+
+
+class ProviderPauseChange(models.Model):
+    """Who paused or resumed a provider, when and why: appended by the services, never changed."""
+
+    id = models.BigAutoField(primary_key=True)
+    provider = models.CharField(max_length=16, choices=PausableProvider.choices)
+    action = models.CharField(max_length=8, choices=PauseAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    # On resume: how many waiting pieces of work were woken to drain at PROVIDER_RESUME_DRAIN_PER_SECOND.
+    woken = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "provider pause change"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(action__in=PauseAction.values), name="pause_change_action_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.action} by {self.actor_id or 'the system'} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -8,14 +8,25 @@ so a meeting that exists at a provider is known here before anything else can fa
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from booking_project.db import connection_give_back
-from booking_project.metrics import provider_call_observed
-from meetings_app.models import Meeting, MeetingStatus
+from booking_project.errors import ApplicationError
+from booking_project.metrics import provider_call_observed, provider_pause_change_observed
+from booking_project.provider_work import paused_work_wake, woken_work_redrive
+from meetings_app.models import (
+    Meeting,
+    MeetingStatus,
+    PausableProvider,
+    PauseAction,
+    ProviderPause,
+    ProviderPauseChange,
+)
 from meetings_app.providers import meeting_provider_client
 from meetings_app.providers.base import (
     MeetingProviderClient,
@@ -174,3 +185,65 @@ class MeetingManager:
             # Two workers stored the same provider meeting at once; the other one's row is the row.
             meeting = Meeting.objects.get(provider=provider, provider_meeting_id=provided.provider_meeting_id)
         return meeting
+
+
+# ---------------------------------------------------------------------------------------------------------
+# An operator's pause of a provider during its outage (DESIGN.md "Lifecycle after booking")
+
+
+def provider_pause(*, provider: str, actor: Any, reason: str = "") -> bool:
+    """Pause the provider: from this commit on, every piece of provider work that would call it waits (the
+    engine's `work_run`) without spending an attempt; bookings still answer at once. Audited and counted.
+    False when it was paused already (nothing changes)."""
+    provider = _pausable(provider)
+    with transaction.atomic(durable=True):
+        pause = _pause_locked(provider)
+        if pause.paused:
+            return False
+        pause.paused, pause.paused_at, pause.paused_by, pause.reason = True, timezone.now(), actor, reason
+        pause.save(update_fields=["paused", "paused_at", "paused_by", "reason", "updated_at"])
+        ProviderPauseChange.objects.create(provider=provider, action=PauseAction.PAUSE, actor=actor, reason=reason)
+    provider_pause_change_observed(provider=provider, action=PauseAction.PAUSE)
+    logger.warning("provider.paused", extra={"provider": provider, "actorId": _id(actor), "reason": reason})
+    return True
+
+
+def provider_resume(*, provider: str, actor: Any, reason: str = "") -> int | None:
+    """Resume the provider: its waiting work is woken, oldest first, at PROVIDER_RESUME_DRAIN_PER_SECOND rows a
+    second (couriers sent after commit), through the engine's usual path. Audited and counted. Returns how many
+    rows were woken, or None when it was not paused (nothing changes)."""
+    provider = _pausable(provider)
+    with transaction.atomic(durable=True):
+        pause = _pause_locked(provider)
+        if not pause.paused:
+            return None
+        pause.paused = False
+        pause.save(update_fields=["paused", "updated_at"])
+        batches = paused_work_wake(provider, now=timezone.now(), per_second=settings.PROVIDER_RESUME_DRAIN_PER_SECOND)
+        woken = sum(len(batch.keys) for batch in batches)
+        ProviderPauseChange.objects.create(
+            provider=provider, action=PauseAction.RESUME, actor=actor, reason=reason, woken=woken
+        )
+        # Robust: with the broker down the woken rows wait for the sweep; the operator's page still answers.
+        transaction.on_commit(lambda: woken_work_redrive(batches), robust=True)
+    provider_pause_change_observed(provider=provider, action=PauseAction.RESUME)
+    logger.warning("provider.resumed", extra={"provider": provider, "actorId": _id(actor), "woken": woken})
+    return woken
+
+
+def _pausable(provider: str) -> str:
+    if provider not in PausableProvider.values:
+        raise ApplicationError(
+            f"{provider!r} cannot be paused; pausable providers: {', '.join(PausableProvider.values)}.",
+            details={"provider": [f"Choose one of {', '.join(PausableProvider.values)}."]},
+        )
+    return provider
+
+
+def _pause_locked(provider: str) -> ProviderPause:
+    ProviderPause.objects.get_or_create(provider=provider)
+    return ProviderPause.objects.select_for_update().get(provider=provider)
+
+
+def _id(actor: Any) -> str | None:
+    return str(actor.pk) if actor is not None else None

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts_app.models import Profile, User
@@ -762,18 +762,32 @@ def notification_resolve(*, row: NotificationWorkRow, actor: User | None, note: 
 # The two kinds of provider work
 
 
-def _deliveries_redrive(delivery_ids: list[UUID]) -> None:
+def _deliveries_redrive(delivery_ids: list[UUID], *, countdown: float = 0.0) -> None:
     from notifications_app.tasks import deliver_notification
 
     for delivery_id in delivery_ids:
-        deliver_notification.apply_async(kwargs={"delivery_id": str(delivery_id)})
+        deliver_notification.apply_async(kwargs={"delivery_id": str(delivery_id)}, countdown=countdown or None)
 
 
-def _reminders_redrive(reminder_ids: list[UUID]) -> None:
+def _reminders_redrive(reminder_ids: list[UUID], *, countdown: float = 0.0) -> None:
     from notifications_app.tasks import send_reminder
 
     for reminder_id in reminder_ids:
-        send_reminder.apply_async(kwargs={"reminder_id": str(reminder_id)})
+        send_reminder.apply_async(kwargs={"reminder_id": str(reminder_id)}, countdown=countdown or None)
+
+
+def _deliveries_calling(provider: str) -> Q:
+    """Calendar deliveries whose participant's event is (or is to be made) at `provider`: the one their profile
+    names (a participant with no profile has the default, Feishu), or the one an earlier event was made at.
+    Emails and the reminder schedule call no pausable provider."""
+    at_provider = Q(recipient__profile__calendar_provider=provider) | Exists(
+        CalendarEvent.objects.filter(
+            session_id=OuterRef("session_id"), user_id=OuterRef("recipient_id"), provider=provider
+        )
+    )
+    if provider == Profile._meta.get_field("calendar_provider").default:
+        at_provider |= Q(recipient__profile__isnull=True)
+    return Q(channel=Channel.CALENDAR) & at_provider
 
 
 def _work_give_up(model: type[NotificationWorkRow], transitions: dict, row_id: UUID, reason: str) -> None:
@@ -795,9 +809,11 @@ NOTIFICATION_WORK = work_kind_register(
         give_up=partial(_work_give_up, NotificationDelivery, DELIVERY_TRANSITIONS),
         stuck_after=lambda: settings.NOTIFICATION_STUCK_AFTER_SECONDS,
         needs_person={"requires_manual_intervention": True},
+        calls_provider=_deliveries_calling,
     )
 )
 
+# Reminders are emails: no pausable provider is called (no `calls_provider`).
 REMINDER_WORK = work_kind_register(
     WorkKind(
         name="reminder",

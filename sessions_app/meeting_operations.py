@@ -18,6 +18,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from booking_project.events import SESSION_CANCELLED, SESSION_RESCHEDULED
@@ -348,11 +349,15 @@ def _operation_give_up(operation_id: UUID, reason: str) -> None:
         )
 
 
-def _redrive(operation_ids: list[UUID]) -> None:
+def _redrive(operation_ids: list[UUID], *, countdown: float = 0.0) -> None:
     from sessions_app.tasks import change_meeting
 
     for operation_id in operation_ids:
-        change_meeting.apply_async(kwargs={"operation_id": str(operation_id)})
+        change_meeting.apply_async(kwargs={"operation_id": str(operation_id)}, countdown=countdown or None)
+
+
+def _calls_provider(provider: str) -> Q:
+    return Q(session__meeting_provider=provider)
 
 
 MEETING_OPERATION_WORK = work_kind_register(
@@ -367,5 +372,6 @@ MEETING_OPERATION_WORK = work_kind_register(
         stuck_after=lambda: settings.SAGA_STUCK_AFTER_SECONDS,
         # A failed operation asks a person through its session's saga (one queue per session).
         needs_person=None,
+        calls_provider=_calls_provider,
     )
 )

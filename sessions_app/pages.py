@@ -24,9 +24,10 @@ from accounts_app.models import Role, User
 from accounts_app.selectors import mentors_list, people_get_by_ids, person_time_zone, students_of_counselor
 from booking_project.errors import NotFound
 from meetings_app.models import MeetingProvider
+from meetings_app.selectors import providers_paused
 from sessions_app.apis import session_representation
 from sessions_app.models import SessionStatus
-from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer
+from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer, sessions_waiting_for_providers
 from sessions_app.types import SESSION_TYPES
 
 # The UI's words for the registry's types and the state machine's statuses (translated; the API keeps codes).
@@ -92,6 +93,7 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
         "default_provider": settings.DEFAULT_MEETING_PROVIDER,
         "filter_status": status,
         "filter_type": session_type,
+        "provider_paused": _provider_paused_notice(sessions),
     }
     return render(request, "counselor/sessions.html", context)
 
@@ -118,8 +120,33 @@ def session_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
         "student_names": [_name(people.get(s)) for s in session.student_ids],
         "starts_at": timezone.localtime(session.scheduled_at, tz),
         "time_zone": str(tz),
+        "provider_paused": _provider_paused_notice([data]),
     }
     return render(request, "counselor/session.html", context)
+
+
+# The providers' names as a counselor reads them (templates/counselor/_provider_paused.html).
+PROVIDER_NAMES = {MeetingProvider.FEISHU: _("Feishu"), MeetingProvider.ZOOM: _("Zoom")}
+
+
+def _provider_paused_notice(sessions: list[dict]) -> dict[str, Any]:
+    """For templates/counselor/_provider_paused.html: the providers an operator paused that shown sessions wait
+    for, and each such session with its provider's name and what waits ("create": its meeting; "change": a
+    cancel or move of it). Nothing (one query) when no provider is paused."""
+    paused = providers_paused()
+    if not paused:
+        return {}
+    ids = {str(s["sessionId"]): s for s in sessions}
+    waiting = sessions_waiting_for_providers(session_ids=[UUID(i) for i in ids], providers=paused)
+    notices = [
+        {
+            "sessionId": str(session_id),
+            "provider": str(PROVIDER_NAMES.get(ids[str(session_id)]["meetingProvider"], "")),
+            "waits": waits,
+        }
+        for session_id, waits in waiting.items()
+    ]
+    return {"providers": sorted({n["provider"] for n in notices}), "sessions": notices}
 
 
 def _name(person: User | None) -> str:

@@ -27,6 +27,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts_app.selectors import meeting_host_id_for
@@ -727,11 +728,17 @@ def _saga_give_up(session_id: UUID, reason: str) -> None:
         _manual_intervention_flag(_lock(session_id), reason)
 
 
-def _redrive(session_ids: list[UUID]) -> None:
+def _redrive(session_ids: list[UUID], *, countdown: float = 0.0) -> None:
     from sessions_app.tasks import provision_meeting
 
     for session_id in session_ids:
-        provision_meeting.apply_async(kwargs={"session_id": str(session_id)})
+        provision_meeting.apply_async(kwargs={"session_id": str(session_id)}, countdown=countdown or None)
+
+
+def _calls_provider(provider: str) -> Q:
+    """Sagas whose next step would call `provider`: every unfinished one of its sessions but a meeting being
+    stored (the backfill calls nobody)."""
+    return Q(session__meeting_provider=provider) & ~Q(state=SagaState.MEETING_CREATED)
 
 
 _STEPS = {
@@ -752,5 +759,6 @@ SAGA_WORK = work_kind_register(
         give_up=_saga_give_up,
         stuck_after=lambda: settings.SAGA_STUCK_AFTER_SECONDS,
         needs_person={"requires_manual_intervention": True},
+        calls_provider=_calls_provider,
     )
 )

@@ -1,5 +1,6 @@
 """Every read of sessions used by the API and the admin."""
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -9,7 +10,14 @@ from django.utils import timezone
 from accounts_app.models import Role, User
 from booking_project.errors import NotFound
 from meetings_app.models import Meeting
-from sessions_app.models import OutboxEvent, Session, SessionStatus, SessionStudent
+from sessions_app.models import (
+    MEETING_OPERATION_FINAL_STATES,
+    MeetingOperation,
+    OutboxEvent,
+    Session,
+    SessionStatus,
+    SessionStudent,
+)
 
 
 def sessions_visible_to(*, viewer: User) -> QuerySet[Session]:
@@ -96,9 +104,33 @@ def session_get_current(*, session_id: UUID) -> Session | None:
     return Session.objects.select_related("meeting").prefetch_related("session_students").filter(id=session_id).first()
 
 
-def sessions_pending_meeting_count(*, older_than: timedelta) -> tuple[int, int]:
-    """How many sessions wait for their meeting, and how many of them were booked more than `older_than` ago."""
+def sessions_pending_meeting_count(
+    *, older_than: timedelta, excluding_providers: Collection[str] = ()
+) -> tuple[int, int]:
+    """How many sessions wait for their meeting, and how many of them were booked more than `older_than` ago
+    (those of `excluding_providers`, paused by an operator, are not late: they wait on purpose)."""
+    late = Q(created_at__lt=timezone.now() - older_than) & ~Q(meeting_provider__in=list(excluding_providers))
     counts = Session.objects.filter(status=SessionStatus.PENDING_MEETING).aggregate(
-        total=Count("id"), late=Count("id", filter=Q(created_at__lt=timezone.now() - older_than))
+        total=Count("id"), late=Count("id", filter=late)
     )
     return counts["total"], counts["late"]
+
+
+def sessions_waiting_for_providers(*, session_ids: Collection[UUID], providers: Collection[str]) -> dict[UUID, str]:
+    """Of these sessions, those whose meeting work waits for one of `providers` (paused by an operator), and
+    what waits: "create" (the session is PENDING_MEETING) or "change" (a cancel or move of its meeting is
+    unfinished). One query for the creates, one for the changes."""
+    if not session_ids or not providers:
+        return {}
+    waiting: dict[UUID, str] = {}
+    changes = MeetingOperation.objects.filter(
+        session_id__in=list(session_ids), session__meeting_provider__in=list(providers)
+    ).exclude(state__in=list(MEETING_OPERATION_FINAL_STATES))
+    for session_id in changes.values_list("session_id", flat=True):
+        waiting[session_id] = "change"
+    creates = Session.objects.filter(
+        id__in=list(session_ids), status=SessionStatus.PENDING_MEETING, meeting_provider__in=list(providers)
+    )
+    for session_id in creates.values_list("id", flat=True):
+        waiting[session_id] = "create"
+    return waiting

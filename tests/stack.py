@@ -51,6 +51,8 @@ STACK_SETTINGS = {
     "IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS": "1",
     # The sweep re-drives a notification delivery still undelivered this long after its last progress.
     "NOTIFICATION_STUCK_AFTER_SECONDS": "2",
+    # Work waiting for a paused provider is looked at again by the sweep this often (its waits show in seconds).
+    "PROVIDER_PAUSE_RECHECK_SECONDS": "1",
     # The Procfile's thread counts are sized for production's provider latency; the tests' providers answer at
     # once, and this machine has two cores and one PostgreSQL for everyone.
     "WORKER_CONCURRENCY": "8",

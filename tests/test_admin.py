@@ -12,6 +12,7 @@ from accounts_app.models import Role
 from holds_app.models import Entitlement
 from holds_app.services import entitlement_units_set
 from meetings_app.models import Meeting
+from meetings_app.services import provider_pause, provider_resume
 from sessions_app.models import ManualIntervention, MeetingOperation, Session
 from tests.conftest import BOOK_URL, booking_body
 from tests.factories import UserFactory, future
@@ -59,6 +60,9 @@ def booked(counselor_api, student, mentor) -> dict:
     # A balance changed by a person, so the balance changes have a row too.
     entitlement = Entitlement.objects.filter(student=student).first()
     entitlement_units_set(entitlement=entitlement, units_bought=entitlement.units_bought + 1, actor=None, via="admin")
+    # A provider paused and resumed by an operator, so the pauses and their audit have rows too.
+    provider_pause(provider="zoom", actor=None, reason="admin test")
+    provider_resume(provider="zoom", actor=None)
     return response.json()
 
 

@@ -1,0 +1,19 @@
+"""Reads of meetings_app used by the engine, the admin and the pages."""
+
+from meetings_app.models import PausableProvider, ProviderPause
+
+
+def providers_paused() -> frozenset[str]:
+    """The providers an operator has paused now. One query on a table of one row per pausable provider, read
+    before every provider-work step (no cache: a pause or a resume counts from its commit, in every process)."""
+    return frozenset(ProviderPause.objects.filter(paused=True).values_list("provider", flat=True))
+
+
+def provider_paused(provider: str) -> bool:
+    return provider in providers_paused()
+
+
+def provider_pauses() -> list[ProviderPause]:
+    """Every pausable provider's pause row (a provider never paused yet shows as running), for operators."""
+    rows = {row.provider: row for row in ProviderPause.objects.select_related("paused_by")}
+    return [rows.get(provider) or ProviderPause(provider=provider) for provider in PausableProvider.values]
