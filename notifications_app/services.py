@@ -59,7 +59,7 @@ from notifications_app.models import (
     Reminder,
 )
 from sessions_app.models import OutboxEvent, Session, SessionStatus
-from sessions_app.selectors import outbox_event_get, session_get_current
+from sessions_app.selectors import outbox_event_get, session_get_current, session_joinable_meeting
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ def participant_calendar_sync(*, session_id: UUID, user_id: UUID) -> CalendarEve
 
 
 def _calendar_request(session: Session, user: User, profile: Profile) -> CalendarEventRequest:
-    meeting_url = session.meeting.join_url if session.meeting is not None else ""
+    meeting_url = _join_url(session)
     return CalendarEventRequest(
         summary=session.topic,
         description=f"Join: {meeting_url}\nSession {session.id}" if meeting_url else f"Session {session.id}",
@@ -368,6 +368,12 @@ def _calendar_request(session: Session, user: User, profile: Profile) -> Calenda
         attendee_open_id=profile.feishu_open_id,
         attendee_email=user.email,
     )
+
+
+def _join_url(session: Session) -> str:
+    """The link a calendar event, email or reminder may carry: none for a cancelled or failed session."""
+    meeting = session_joinable_meeting(session)
+    return meeting.join_url if meeting is not None else ""
 
 
 def _profile(user: User) -> Profile:
@@ -425,7 +431,7 @@ def _invitation_sent(delivery: NotificationDelivery) -> bool:
 def _email_render_and_send(delivery: NotificationDelivery, session: Session) -> None:
     recipient = delivery.recipient
     profile = _profile(recipient)
-    meeting_url = session.meeting.join_url if session.meeting is not None else ""
+    meeting_url = _join_url(session)
     context = {
         "recipient_name": recipient.get_full_name() or recipient.username,
         "topic": session.topic,
@@ -627,7 +633,7 @@ def _reminder_send(attempt: _ReminderAttempt) -> int:
         "topic": session.topic,
         "when": local_time(session.scheduled_at, profile.time_zone),
         "duration": session.duration_minutes,
-        "meeting_url": session.meeting.join_url if session.meeting is not None else "",
+        "meeting_url": _join_url(session),
         "session_id": str(session.id),
     }
     try:
