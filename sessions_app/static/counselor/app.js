@@ -304,8 +304,8 @@
       if (!actionsAllowed[action][session.status]) return;
       // A session can be marked completed once it has started.
       if (action === "complete" && Date.parse(session.scheduledAt) > Date.now()) return;
-      // Once it has begun the unit is spent: cancelling is no longer offered (the API refuses it too).
-      if (action === "cancel" && begun(session)) return;
+      // Once it has begun the unit is spent: cancelling or moving it is no longer offered (the API refuses both).
+      if ((action === "cancel" || action === "reschedule") && begun(session)) return;
       var button = el("button", {
         type: "button", class: action === "cancel" ? "danger" : "secondary", "data-action": action, text: pair[1],
       });
