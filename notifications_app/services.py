@@ -59,7 +59,7 @@ from notifications_app.models import (
     Reminder,
 )
 from sessions_app.models import OutboxEvent, Session, SessionStatus
-from sessions_app.selectors import outbox_event_get, session_get_current
+from sessions_app.selectors import outbox_event_get, session_get_current, session_joinable_meeting
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +375,7 @@ def participant_calendar_sync(*, session_id: UUID, user_id: UUID) -> CalendarEve
 
 
 def _calendar_request(session: Session, user: User, profile: Profile) -> CalendarEventRequest:
-    meeting_url = session.meeting.join_url if session.meeting is not None else ""
+    meeting_url = _join_url(session)
     return CalendarEventRequest(
         summary=session.topic,
         description=f"Join: {meeting_url}\nSession {session.id}" if meeting_url else f"Session {session.id}",
@@ -388,6 +388,12 @@ def _calendar_request(session: Session, user: User, profile: Profile) -> Calenda
         # The calendar's own reminders, at the offsets the email reminders use.
         reminder_minutes=tuple(settings.REMINDER_OFFSETS_MINUTES),
     )
+
+
+def _join_url(session: Session) -> str:
+    """The link a calendar event, email or reminder may carry: none for a cancelled or failed session."""
+    meeting = session_joinable_meeting(session)
+    return meeting.join_url if meeting is not None else ""
 
 
 def _profile(user: User) -> Profile:
@@ -445,7 +451,7 @@ def _invitation_sent(delivery: NotificationDelivery) -> bool:
 def _email_render_and_send(delivery: NotificationDelivery, session: Session) -> None:
     recipient = delivery.recipient
     profile = _profile(recipient)
-    meeting_url = session.meeting.join_url if session.meeting is not None else ""
+    meeting_url = _join_url(session)
     context = {
         "recipient_name": recipient.get_full_name() or recipient.username,
         "topic": session.topic,
@@ -647,7 +653,7 @@ def _reminder_send(attempt: _ReminderAttempt) -> int:
         "topic": session.topic,
         "when": local_time(session.scheduled_at, profile.time_zone),
         "duration": session.duration_minutes,
-        "meeting_url": session.meeting.join_url if session.meeting is not None else "",
+        "meeting_url": _join_url(session),
         "session_id": str(session.id),
     }
     try:

@@ -12,6 +12,7 @@ from sessions_app import pages
 urlpatterns = [
     path("", pages.root_page, name="root"),
     path("app/", pages.sessions_page, name="counselor-sessions"),
+    path("app/sessions/attention/", pages.attention_page, name="counselor-attention"),
     path("app/sessions/<uuid:session_id>/", pages.session_page, name="counselor-session"),
     path(
         "accounts/login/",

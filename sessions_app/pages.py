@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,12 +22,19 @@ from django.views.decorators.http import require_GET
 
 from accounts_app.models import Role, User
 from accounts_app.selectors import mentors_list, people_get_by_ids, person_time_zone, students_of_counselor
-from booking_project.errors import NotFound
+from booking_project.errors import NotFound, error_body
 from meetings_app.models import MeetingProvider
 from meetings_app.selectors import providers_paused
 from sessions_app.apis import session_representation
 from sessions_app.models import SessionStatus
-from sessions_app.selectors import session_get_for_viewer, session_list_for_viewer, sessions_waiting_for_providers
+from sessions_app.selectors import (
+    PROVIDER_NAMES,
+    session_get_for_viewer,
+    session_list_for_viewer,
+    sessions_attention,
+    sessions_visible_to,
+    sessions_waiting_for_providers,
+)
 from sessions_app.types import SESSION_TYPES
 
 # The UI's words for the registry's types and the state machine's statuses (translated; the API keeps codes).
@@ -47,6 +54,8 @@ STATUS_LABELS = {
     SessionStatus.CANCELLED: _("Cancelled"),
 }
 LIST_SIZE = 50
+# The most sessions one attention request asks about: a page lists at most LIST_SIZE.
+ATTENTION_MAX_IDS = 100
 
 
 def counselor_required(view):
@@ -74,12 +83,10 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
     counselor = request.user
     status = request.GET.get("status") if request.GET.get("status") in SessionStatus.values else ""
     session_type = request.GET.get("type") if request.GET.get("type") in SESSION_TYPES else ""
-    sessions = [
-        session_representation(s)
-        for s in session_list_for_viewer(viewer=counselor, status=status or None, session_type=session_type or None)[
-            :LIST_SIZE
-        ]
-    ]
+    listed = list(
+        session_list_for_viewer(viewer=counselor, status=status or None, session_type=session_type or None)[:LIST_SIZE]
+    )
+    sessions = _with_attention(listed)
     students = students_of_counselor(counselor=counselor)
     mentors = mentors_list()
     context = {
@@ -107,7 +114,7 @@ def session_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
         session = session_get_for_viewer(viewer=counselor, session_id=session_id)
     except NotFound:
         return render(request, "counselor/not_found.html", status=404)
-    data = session_representation(session)
+    (data,) = _with_attention([session])
     people = people_get_by_ids(ids=[session.mentor_id, *session.student_ids])
     tz = ZoneInfo(person_time_zone(user=counselor))
     context = {
@@ -119,14 +126,12 @@ def session_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
         "mentor_name": _name(people.get(session.mentor_id)),
         "student_names": [_name(people.get(s)) for s in session.student_ids],
         "starts_at": timezone.localtime(session.scheduled_at, tz),
+        "started_at": timezone.localtime(session.started_at, tz) if session.started_at else None,
+        "ended_at": timezone.localtime(session.ended_at, tz) if session.ended_at else None,
         "time_zone": str(tz),
         "provider_paused": _provider_paused_notice([data]),
     }
     return render(request, "counselor/session.html", context)
-
-
-# The providers' names as a counselor reads them (templates/counselor/_provider_paused.html).
-PROVIDER_NAMES = {MeetingProvider.FEISHU: _("Feishu"), MeetingProvider.ZOOM: _("Zoom")}
 
 
 def _provider_paused_notice(sessions: list[dict]) -> dict[str, Any]:
@@ -149,6 +154,32 @@ def _provider_paused_notice(sessions: list[dict]) -> dict[str, Any]:
     return {"providers": sorted({n["provider"] for n in notices}), "sessions": notices}
 
 
+@require_GET
+@counselor_required
+def attention_page(request: HttpRequest) -> JsonResponse:
+    """Why the listed sessions wait for a person, for the page's script to keep the words fresh while it polls:
+    `?ids=<uuid>,<uuid>` -> {"attention": {"<id>": ["..."]}}. Sessions not the counselor's are left out."""
+    raw = [part for part in request.GET.get("ids", "").split(",") if part]
+    try:
+        ids = {UUID(part) for part in raw}
+    except ValueError:
+        return JsonResponse(
+            error_body("VALIDATION_ERROR", "ids must be session ids.", {"ids": ["Not a UUID."]}), status=400
+        )
+    if len(ids) > ATTENTION_MAX_IDS:
+        details = {"ids": [f"At most {ATTENTION_MAX_IDS} ids."]}
+        return JsonResponse(error_body("VALIDATION_ERROR", "Too many ids.", details), status=400)
+    sessions = list(sessions_visible_to(viewer=request.user).filter(id__in=ids)) if ids else []
+    attention = sessions_attention(sessions=sessions)
+    return JsonResponse({"attention": {str(s.id): attention.get(s.id, []) for s in sessions}})
+
+
+def _with_attention(sessions: list) -> list[dict[str, Any]]:
+    """The API's shape of each session, plus the words of the operators' queue the page shows on it."""
+    attention = sessions_attention(sessions=sessions)
+    return [{**session_representation(s), "attention": attention.get(s.id, [])} for s in sessions]
+
+
 def _name(person: User | None) -> str:
     if person is None:
         return "—"
@@ -163,7 +194,10 @@ def _ui_config(request: HttpRequest, *, counselor: User, people: list[User], ses
     people = [*people, *people_get_by_ids(ids=unknown).values()] if unknown else people
     return {
         "apiBase": "/api/counselor/sessions",
+        # A session is acted on by the counselor who booked it; one of a student assigned later is only read.
+        "counselorId": str(counselor.id),
         "sessionPage": "/app/sessions/{id}/",
+        "attentionUrl": "/app/sessions/attention/",
         "timeZone": person_time_zone(user=counselor),
         "language": request.LANGUAGE_CODE,
         "pollMs": settings.UI_POLL_INTERVAL_MS,

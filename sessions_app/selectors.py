@@ -6,13 +6,17 @@ from uuid import UUID
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts_app.models import Role, User
 from booking_project.errors import NotFound
-from meetings_app.models import Meeting
+from meetings_app.models import Meeting, MeetingProvider
 from sessions_app.models import (
     MEETING_OPERATION_FINAL_STATES,
     MeetingOperation,
+    MeetingOperationKind,
+    MeetingOperationState,
+    MeetingSaga,
     OutboxEvent,
     Session,
     SessionStatus,
@@ -134,3 +138,72 @@ def sessions_waiting_for_providers(*, session_ids: Collection[UUID], providers: 
     for session_id in creates.values_list("id", flat=True):
         waiting[session_id] = "create"
     return waiting
+
+
+# What a counselor is told about a session waiting for a person, in plain words (operators read the reasons).
+PROVIDER_NAMES = {MeetingProvider.FEISHU: _("Feishu"), MeetingProvider.ZOOM: _("Zoom")}
+OPERATION_FAILED_WORDS = {
+    MeetingOperationKind.CANCEL: _(
+        "The meeting could not be cancelled at %(provider)s; an operator has been asked to remove it."
+    ),
+    MeetingOperationKind.UPDATE: _(
+        "The meeting could not be moved at %(provider)s; an operator has been asked to move it to the new time."
+    ),
+}
+SAGA_FLAGGED_WORDS = _(
+    "Something about this session's meeting at %(provider)s needs a check; an operator has been asked to look at it."
+)
+NOTIFICATION_WORDS = {
+    "email": _("An email about this session could not be sent; an operator has been asked to look at it."),
+    "calendar": _("A calendar event for this session could not be updated; an operator has been asked to fix it."),
+    "reminders": _("A reminder for this session could not be sent; an operator has been asked to look at it."),
+}
+
+
+def sessions_attention(*, sessions: list[Session]) -> dict[UUID, list[str]]:
+    """Why each of these sessions waits for a person, in the counselor's words and language: a meeting the
+    provider would not cancel or move, another reason the saga asked an operator, a notification that gave
+    up. Sessions nobody needs to look at are absent. A fixed number of queries for the whole list."""
+    from notifications_app.selectors import notifications_needing_person
+
+    by_id = {s.id: s for s in sessions}
+    attention: dict[UUID, list[str]] = {}
+    flagged = MeetingSaga.objects.filter(session_id__in=by_id, requires_manual_intervention=True).values_list(
+        "session_id", "manual_intervention_reason"
+    )
+    open_reasons = {session_id: reason for session_id, reason in flagged}
+    # A failed operation asked through the saga with its own reason; once an operator resolved the saga, the
+    # operation's row stays FAILED but nobody is waiting any more.
+    failed = MeetingOperation.objects.filter(
+        session_id__in=open_reasons, state=MeetingOperationState.FAILED
+    ).values_list("session_id", "kind", "last_error")
+    kinds: dict[UUID, set[str]] = {}
+    told: dict[UUID, set[str]] = {}
+    for session_id, kind, last_error in failed:
+        if last_error and last_error in open_reasons[session_id]:
+            kinds.setdefault(session_id, set()).add(kind)
+            told.setdefault(session_id, set()).add(last_error)
+    for session_id, reasons in open_reasons.items():
+        provider = _provider_name(by_id[session_id])
+        failed_kinds = kinds.get(session_id, set())
+        words = [
+            OPERATION_FAILED_WORDS[k] % {"provider": provider} for k in MeetingOperationKind.values if k in failed_kinds
+        ]
+        untold = [line for line in reasons.split("\n") if line and line not in told.get(session_id, set())]
+        if untold or not words:
+            words.append(SAGA_FLAGGED_WORDS % {"provider": provider})
+        attention[session_id] = [str(w) for w in words]
+    for session_id, channels in notifications_needing_person(session_ids=by_id).items():
+        attention.setdefault(session_id, []).extend(
+            str(NOTIFICATION_WORDS[c]) for c in ("email", "calendar", "reminders") if c in channels
+        )
+    return attention
+
+
+def session_attention(session: Session) -> list[str]:
+    """Why this session waits for a person (see sessions_attention); empty when nobody needs to look."""
+    return sessions_attention(sessions=[session]).get(session.id, [])
+
+
+def _provider_name(session: Session) -> str:
+    return str(PROVIDER_NAMES.get(session.meeting_provider, session.meeting_provider))

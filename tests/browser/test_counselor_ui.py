@@ -101,6 +101,10 @@ def test_failed_meeting_shows_the_reason_then_retry_brings_the_link(page, people
     # when the provider recovers and the counselor presses Retry
     sandbox.configure(failRate=0.0, latencyMs=500)
     page.find_element(By.ID, "state-retry").click()
+    # (the retry asks: the same time, or a new one)
+    wait_for(lambda: page.find_element(By.ID, "retry-same").is_displayed(), timeout=5, what="the retry dialog")
+    assert not page.find_element(By.ID, "reschedule-save").is_displayed()
+    page.find_element(By.ID, "retry-same").click()
     # then the page waits for the link again, and shows it
     link = wait_for(
         lambda: page.find_elements(By.CSS_SELECTOR, "#booking-status a.meeting-link"), timeout=20, what="the link"

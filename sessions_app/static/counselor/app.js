@@ -221,6 +221,32 @@
     return el("span", { class: "badge badge-" + status, "data-status": status, text: ui.statuses[status] || status });
   }
 
+  // Why a session waits for an operator, in the words the server chose (see sessions_attention).
+  var attentionById = {};
+
+  function attentionNote(session) {
+    var words = session.attention || [];
+    if (!words.length) return [];
+    return [el("div", { class: "attention", role: "status" }, words.map(function (w) { return el("p", { text: w }); }))];
+  }
+
+  // The API does not carry the words: fetch them for the shown sessions and keep the last answer.
+  function withAttention(sessions) {
+    if (!ui.attentionUrl || !sessions.length) return Promise.resolve(sessions);
+    var ids = sessions.map(function (s) { return s.sessionId; }).join(",");
+    var merge = function () {
+      sessions.forEach(function (s) { s.attention = attentionById[s.sessionId] || []; });
+      return sessions;
+    };
+    return api("GET", ui.attentionUrl + "?ids=" + encodeURIComponent(ids)).then(
+      function (answer) {
+        Object.assign(attentionById, answer.attention || {});
+        return merge();
+      },
+      merge
+    );
+  }
+
   function meetingLink(session) {
     return el("a", {
       href: session.meetingUrl, target: "_blank", rel: "noopener", class: "meeting-link", text: session.meetingUrl,
@@ -259,8 +285,24 @@
     complete: { SCHEDULED: 1, IN_PROGRESS: 1 },
   };
 
+  // A session has begun once it runs or ran, or once its start has passed (the clock moves it to IN_PROGRESS
+  // within a minute; the page does not wait for that to stop offering Cancel).
+  function begun(session) {
+    return session.status === "IN_PROGRESS" || session.status === "COMPLETED" ||
+      (session.status === "SCHEDULED" && Date.parse(session.scheduledAt) <= Date.now());
+  }
+
+  // Only the counselor who booked a session acts on it (a student's new counselor reads it; the API says 404).
+  function mine(session) {
+    return session.counselorId === ui.counselorId;
+  }
+
   function actionButtons(session, onChange, onError) {
     var box = el("span", { class: "actions" });
+    if (!mine(session)) {
+      box.appendChild(el("span", { class: "muted", text: gettext("Booked by another counselor") }));
+      return box;
+    }
     [
       ["retry", gettext("Retry")],
       ["reschedule", gettext("Reschedule")],
@@ -271,11 +313,14 @@
       if (!actionsAllowed[action][session.status]) return;
       // A session can be marked completed once it has started.
       if (action === "complete" && Date.parse(session.scheduledAt) > Date.now()) return;
+      // Once it has begun the unit is spent: cancelling or moving it is no longer offered (the API refuses both).
+      if ((action === "cancel" || action === "reschedule") && begun(session)) return;
       var button = el("button", {
         type: "button", class: action === "cancel" ? "danger" : "secondary", "data-action": action, text: pair[1],
       });
       button.addEventListener("click", function () {
         if (action === "reschedule") return openReschedule(session, onChange);
+        if (action === "retry") return openRetry(session, onChange);
         if (action === "cancel" && !window.confirm(gettext("Cancel this session? The meeting link stops working."))) return;
         button.disabled = true;
         api("POST", sessionUrl(session.sessionId, action)).then(onChange, function (error) {
@@ -290,26 +335,56 @@
 
   var rescheduleDialog = document.getElementById("reschedule-dialog");
 
-  function openReschedule(session, onChange) {
+  // One dialog, one date and duration picker, for two actions: "reschedule" moves a session, "retry" asks
+  // again for a failed session's meeting, at the same time (no body) or at the time picked.
+  function openTimeDialog(session, mode, onChange) {
     if (!rescheduleDialog) return;
     var form = rescheduleDialog.querySelector("form");
     clearErrors(form);
+    rescheduleDialog.dataset.mode = mode;
+    rescheduleDialog.querySelectorAll("[data-mode]").forEach(function (node) {
+      node.hidden = node.dataset.mode !== mode;
+    });
     form.elements.start.value = isoToLocalInput(session.scheduledAt);
     form.elements.duration.value = session.duration;
     form.onsubmit = function (event) {
       event.preventDefault();
-      if (event.submitter && event.submitter.value === "close") return rescheduleDialog.close();
-      var start = localInputToIso(form.elements.start.value);
-      if (!start) {
-        return showErrors(form, { code: "VALIDATION_ERROR", details: { start: [gettext("Choose a date and time.")] } });
+      var choice = event.submitter ? event.submitter.value : "save";
+      if (choice === "close") return rescheduleDialog.close();
+      var body;
+      if (choice !== "same") {
+        var start = localInputToIso(form.elements.start.value);
+        if (!start) {
+          return showErrors(form, { code: "VALIDATION_ERROR", details: { start: [gettext("Choose a date and time.")] } });
+        }
+        body = { scheduledStartTime: start, duration: Number(form.elements.duration.value) };
       }
-      var body = { scheduledStartTime: start, duration: Number(form.elements.duration.value) };
-      api("POST", sessionUrl(session.sessionId, "reschedule"), body).then(
-        function (updated) { rescheduleDialog.close(); onChange(updated); },
-        function (error) { showErrors(form, error); }
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+      api("POST", sessionUrl(session.sessionId, mode === "retry" ? "retry" : "reschedule"), body).then(
+        function (updated) {
+          form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+          rescheduleDialog.close();
+          onChange(updated);
+        },
+        function (error) {
+          form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+          showErrors(form, error);
+        }
       );
     };
     rescheduleDialog.showModal();
+  }
+
+  function openReschedule(session, onChange) {
+    openTimeDialog(session, "reschedule", onChange);
+  }
+
+  // After a retry the page watches the meeting being made again, like after booking.
+  function openRetry(session, onChange) {
+    openTimeDialog(session, "retry", function (updated) {
+      track(updated);
+      onChange(updated);
+    });
   }
 
   // ---------- the sessions list ----------
@@ -336,7 +411,7 @@
       el("td", { text: typeLabel(session.sessionType) }),
       el("td", { text: names }),
       el("td", { text: personName(session.mentorId) }),
-      el("td", {}, [badge(session.status)]),
+      el("td", {}, [badge(session.status)].concat(attentionNote(session))),
       el("td", {}, [link]),
       el("td", {}, [actions]),
     ]);
@@ -345,6 +420,10 @@
   // Rows whose session did not change are kept as they are (a button being pressed is not swapped away).
   var rowState = {};
 
+  function rowKey(session) {
+    return JSON.stringify(session) + (begun(session) ? " begun" : "");
+  }
+
   function renderList(sessions) {
     if (!rows) return;
     var keep = {};
@@ -352,7 +431,7 @@
     sessionsById = {};
     var nextState = {};
     sessions.forEach(function (s) {
-      var state = JSON.stringify(s);
+      var state = rowKey(s);
       var tr = keep[s.sessionId] && rowState[s.sessionId] === state ? keep[s.sessionId] : sessionRow(s);
       if (tr === keep[s.sessionId]) delete keep[s.sessionId]; // else the old row goes below
       sessionsById[s.sessionId] = s;
@@ -368,7 +447,8 @@
   function replaceSession(session) {
     if (listError) listError.hidden = true;
     sessionsById[session.sessionId] = session;
-    rowState[session.sessionId] = JSON.stringify(session);
+    if (!session.attention) session.attention = attentionById[session.sessionId] || [];
+    rowState[session.sessionId] = rowKey(session);
     var old = rows && rows.querySelector('tr[data-session-id="' + session.sessionId + '"]');
     if (old) old.replaceWith(sessionRow(session));
     if (tracked && tracked.id === session.sessionId) showTracked(session);
@@ -388,10 +468,14 @@
 
   var listTimer = null;
 
+  function listWithAttention(page) {
+    return withAttention(page.results).then(function () { return page; });
+  }
+
   function refreshList() {
     if (!rows) return;
     clearTimeout(listTimer);
-    api("GET", listQuery()).then(
+    api("GET", listQuery()).then(listWithAttention).then(
       function (page) {
         renderList(page.results);
         scheduleListRefresh();
@@ -411,7 +495,9 @@
   }
 
   if (rows) {
-    renderList(JSON.parse(document.getElementById("initial-sessions").textContent));
+    var firstPaint = JSON.parse(document.getElementById("initial-sessions").textContent);
+    firstPaint.forEach(function (s) { attentionById[s.sessionId] = s.attention || []; });
+    renderList(firstPaint);
     scheduleListRefresh();
   }
 
@@ -523,8 +609,9 @@
   var onSession = function (session) {
     if (rows && sessionsById[session.sessionId]) {
       var row = rows.querySelector('tr[data-session-id="' + session.sessionId + '"]');
+      if (!session.attention) session.attention = attentionById[session.sessionId] || [];
       sessionsById[session.sessionId] = session;
-      rowState[session.sessionId] = JSON.stringify(session);
+      rowState[session.sessionId] = rowKey(session);
       if (row) row.replaceWith(sessionRow(session));
     }
     showTracked(session);
@@ -569,9 +656,10 @@
         ? gettext("This is taking longer than usual — refresh later.")
         : gettext("Creating the meeting link…");
       if (!slow) message.insertBefore(el("span", { class: "spinner", "aria-hidden": "true" }), message.firstChild);
-    } else if (session.status === "SCHEDULED" || session.status === "IN_PROGRESS") {
+    } else if ((session.status === "SCHEDULED" || session.status === "IN_PROGRESS") && session.meetingUrl) {
       message.className += " ok";
-      message.textContent = gettext("Scheduled. Meeting link:") + " ";
+      message.textContent = (session.status === "IN_PROGRESS"
+        ? gettext("In progress. Meeting link:") : gettext("Scheduled. Meeting link:")) + " ";
       message.appendChild(meetingLink(session));
       message.appendChild(document.createTextNode(" "));
       message.appendChild(copyButton(session.meetingUrl));
@@ -580,24 +668,17 @@
       message.textContent = fill(gettext("The meeting could not be created: %(reason)s"), {
         reason: session.failureReason || gettext("the provider did not answer"),
       });
-      var retry = el("button", { type: "button", "data-action": "retry", id: "state-retry", text: gettext("Retry") });
-      retry.addEventListener("click", function () {
-        retry.disabled = true;
-        api("POST", sessionUrl(session.sessionId, "retry")).then(
-          function (updated) {
-            track(updated);
+      if (mine(session)) {
+        var retry = el("button", { type: "button", "data-action": "retry", id: "state-retry", text: gettext("Retry") });
+        retry.addEventListener("click", function () {
+          openRetry(session, function (updated) {
             onSession(updated);
             if (rows) refreshList();
-          },
-          function (error) {
-            retry.disabled = false;
-            var note = el("p", { class: "error", role: "alert", text: explain(error) });
-            target.appendChild(note);
-          }
-        );
-      });
-      message.appendChild(document.createTextNode(" "));
-      message.appendChild(retry);
+          });
+        });
+        message.appendChild(document.createTextNode(" "));
+        message.appendChild(retry);
+      }
     } else {
       message.textContent = fill(gettext("Status: %(status)s"), { status: ui.statuses[session.status] || session.status });
     }
@@ -621,6 +702,21 @@
       statusNode.appendChild(badge(session.status));
       var when = document.getElementById("session-when");
       if (when) when.textContent = formatWhen(session.scheduledAt) + " (" + session.duration + " min)";
+      [["session-started", session.startedAt], ["session-ended", session.endedAt]].forEach(function (pair) {
+        var value = document.getElementById(pair[0]);
+        var label = document.getElementById(pair[0] + "-label");
+        if (!value) return;
+        value.textContent = pair[1] ? formatWhen(pair[1]) : "";
+        value.hidden = !pair[1];
+        if (label) label.hidden = !pair[1];
+      });
+      if (!session.attention) session.attention = attentionById[session.sessionId] || [];
+      var attentionBox = document.getElementById("session-attention");
+      if (attentionBox) {
+        attentionBox.textContent = "";
+        session.attention.forEach(function (w) { attentionBox.appendChild(el("p", { text: w })); });
+        attentionBox.hidden = !session.attention.length;
+      }
       if (actionsBox) {
         actionsBox.textContent = "";
         actionsBox.appendChild(actionButtons(session, showSession, function (error) {
@@ -633,8 +729,27 @@
       }
       if (!tracked || tracked.id !== session.sessionId) track(session);
       else showTracked(session);
+      schedulePageRefresh(session);
     };
-    onSession = showSession;
+    // The page keeps up with what happens without the counselor: the clock or the provider starting and
+    // ending the session, an operator being asked to act. Slowly, and right when the start comes (Cancel goes).
+    var pageTimer = null;
+    var schedulePageRefresh = function (session) {
+      clearTimeout(pageTimer);
+      if (session.status === "PENDING_MEETING") return; // the tracker polls it quickly meanwhile
+      var wait = 15000;
+      var untilStart = Date.parse(session.scheduledAt) - Date.now();
+      if (untilStart > 0 && untilStart < wait) wait = untilStart + 250;
+      pageTimer = setTimeout(function () {
+        api("GET", sessionUrl(session.sessionId)).then(function (fresh) {
+          return withAttention([fresh]).then(function () { showSession(fresh); });
+        }, function () { schedulePageRefresh(session); });
+      }, wait);
+    };
+    onSession = function (session) {
+      withAttention([session]).then(function () { showSession(session); });
+    };
+    attentionById[initial.sessionId] = initial.attention || [];
     showSession(initial);
   }
 
