@@ -171,9 +171,7 @@ def provider_event_record(*, notice: ProviderEventNotice) -> ProviderEvent | Non
                     payload=notice.payload,
                 )
         except IntegrityError:
-            logger.info(
-                "provider_event.repeated", extra={"provider": notice.provider, "eventKey": notice.event_key}
-            )
+            logger.info("provider_event.repeated", extra={"provider": notice.provider, "eventKey": notice.event_key})
             return None
         log = {
             "provider": notice.provider,
