@@ -15,7 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from booking_project.api import RETRY_AFTER_HEADER, error_responses
+from booking_project.api import RETRY_AFTER_HEADER, ErrorSerializer, error_responses
 from booking_project.errors import error_body
 from booking_project.throttles import ProviderEventsThrottle
 from meetings_app.event_verification import feishu_request_open, zoom_request_verify, zoom_url_validation_answer
@@ -30,6 +30,15 @@ logger = logging.getLogger(__name__)
 
 # What to tell a provider when its event could not be recorded now: try again (both redeliver on a non-2xx).
 RETRY_LATER_SECONDS = 30
+
+
+# What a webhook can answer besides 200. Never 403 or 404: nobody logs in, and no id is in the path.
+EVENT_ERRORS = {
+    **error_responses(400, 401, 413, 429),
+    503: OpenApiResponse(
+        ErrorSerializer, description="UNAVAILABLE: not recorded now (nothing changed); deliver it again later."
+    ),
+}
 
 
 class ProviderEventApi(APIView):
@@ -77,7 +86,7 @@ class ZoomEventsApi(ProviderEventApi):
         summary="Zoom's webhook: endpoint.url_validation, meeting.started, meeting.ended",
         request={"application/json": {"type": "object"}},
         parameters=[RETRY_AFTER_HEADER],
-        responses={200: OpenApiResponse(ZoomEventsAnswer), **error_responses(400, 401, 429)},
+        responses={200: OpenApiResponse(ZoomEventsAnswer), **EVENT_ERRORS},
         auth=[],
     )
     def post(self, request):
@@ -109,7 +118,7 @@ class FeishuEventsApi(ProviderEventApi):
         summary="Feishu's event subscription (v2 schema): url_verification, vc.meeting.all_meeting_started_v1/ended",
         request={"application/json": {"type": "object"}},
         parameters=[RETRY_AFTER_HEADER],
-        responses={200: OpenApiResponse(FeishuEventsAnswer), **error_responses(400, 401, 429)},
+        responses={200: OpenApiResponse(FeishuEventsAnswer), **EVENT_ERRORS},
         auth=[],
     )
     def post(self, request):
