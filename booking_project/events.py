@@ -12,6 +12,8 @@ SESSION_CREATED = "session.created"
 MEETING_OPERATION_RESULT = "session.meeting.operation.result"
 SESSION_CANCELLED = "session.cancelled"
 SESSION_RESCHEDULED = "session.rescheduled"
+SESSION_STARTED = "session.started"
+SESSION_COMPLETED = "session.completed"
 
 _KINDS = {
     SESSION_CREATED: (
@@ -33,6 +35,17 @@ _KINDS = {
         1,
         ("sessions_app.services.session_reschedule",),
         "A counselor moved a scheduled session (slots already moved); its meeting is to be moved.",
+    ),
+    SESSION_STARTED: (
+        1,
+        ("sessions_app.life",),
+        "A session began (its start came, or the provider reported its meeting started).",
+    ),
+    SESSION_COMPLETED: (
+        1,
+        ("sessions_app.life", "sessions_app.services.session_complete"),
+        "A session took place (the provider reported its meeting ended, a while after its end, or a counselor "
+        "marked it): its held units are spent.",
     ),
 }
 

@@ -337,6 +337,11 @@ PROVIDER_WORK_MAX_UNEXPECTED_ERRORS = env.int("PROVIDER_WORK_MAX_UNEXPECTED_ERRO
 OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=5.0)
 # The relay leaves younger events to the on-commit publication, which is normally done within milliseconds.
 OUTBOX_RELAY_GRACE_SECONDS = env.float("OUTBOX_RELAY_GRACE_SECONDS", default=2.0)
+# The session's life (API.md "Act"): the clock starts a session within this many seconds of its start, and
+# completes it (its units spent) AUTO_COMPLETE_AFTER_MINUTES after its scheduled end when no provider said so.
+SESSION_CLOCK_INTERVAL_SECONDS = env.float("SESSION_CLOCK_INTERVAL_SECONDS", default=15.0)
+AUTO_COMPLETE_AFTER_MINUTES = env.int("AUTO_COMPLETE_AFTER_MINUTES", default=30)
+
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {
         "task": "sessions.outbox_relay",
@@ -347,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions.saga_sweep",
         "schedule": SAGA_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": SAGA_SWEEP_INTERVAL_SECONDS},
+    },
+    "sessions-clock": {
+        "task": "sessions.clock_tick",
+        "schedule": SESSION_CLOCK_INTERVAL_SECONDS,
+        "options": {"expires": SESSION_CLOCK_INTERVAL_SECONDS},
     },
     "idempotency-records-expire": {
         "task": "sessions.idempotency_records_expire",

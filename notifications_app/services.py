@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts_app.models import Profile, User
-from booking_project.events import MEETING_OPERATION_RESULT, records
+from booking_project.events import MEETING_OPERATION_RESULT, SESSION_COMPLETED, SESSION_STARTED, event_type_get, records
 from booking_project.provider_work import (
     DONE,
     WorkKind,
@@ -126,15 +126,33 @@ def meeting_result_deliveries_record(event: OutboxEvent) -> list[NotificationDel
     return rows
 
 
+@records(SESSION_STARTED)
+@records(SESSION_COMPLETED)
+def session_lived_deliveries_record(event: OutboxEvent) -> list[NotificationDelivery]:
+    """Once a session has begun or is over, the reminders not yet sent have nothing left to remind of: one
+    delivery of the session's reminder schedule (reminders_sync supersedes them), written with the event."""
+    row = NotificationDelivery(
+        channel=Channel.REMINDERS,
+        recipient_id=None,
+        event_id=event.id,
+        session_id=UUID(event.payload["sessionId"]),
+        event_at=event.created_at,
+    )
+    NotificationDelivery.objects.bulk_create([row], ignore_conflicts=True)
+    return [row]
+
+
 def meeting_result_deliveries(*, event_id: UUID) -> list[UUID]:
-    """The unfinished deliveries of a result event, for its couriers. An event recorded before its deliveries
-    were (an older release) gets them now. Empty for an event this database does not have."""
+    """The unfinished deliveries of an event (a meeting result, a session started or completed), for its
+    couriers. An event recorded before its deliveries were (an older release) gets them now. Empty for an
+    event this database does not have."""
     event = outbox_event_get(event_id=event_id)
     if event is None:
         return []
     if not NotificationDelivery.objects.filter(event_id=event.id).exists():
         with transaction.atomic():
-            meeting_result_deliveries_record(event)
+            for recorder in event_type_get(event.type).recorders:
+                recorder(event)
     return list(
         NotificationDelivery.objects.filter(event_id=event.id, state__in=UNFINISHED_STATES)
         .order_by("channel", "created_at")

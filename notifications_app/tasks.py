@@ -8,7 +8,7 @@ from uuid import UUID
 
 from celery import shared_task
 
-from booking_project.events import MEETING_OPERATION_RESULT, handles
+from booking_project.events import MEETING_OPERATION_RESULT, SESSION_COMPLETED, SESSION_STARTED, handles
 from booking_project.provider_work import work_run
 from notifications_app.services import (
     REMINDER_WORK,
@@ -20,6 +20,8 @@ from notifications_app.services import (
 
 
 @handles(MEETING_OPERATION_RESULT)
+@handles(SESSION_STARTED)
+@handles(SESSION_COMPLETED)
 # A failure here is the broker or the database, not a provider: retried a few times within a minute or two (the
 # deliveries are rows already: when this gives up, the sweep sends their couriers), redelivered if the worker dies.
 @shared_task(

@@ -34,7 +34,12 @@ from booking_project.throttles import ActionThrottle, BookThrottle
 from meetings_app.models import MeetingProvider
 from sessions_app.idempotency import IdempotentRequest, booking_fingerprint
 from sessions_app.models import Session, SessionStatus
-from sessions_app.selectors import session_get_for_viewer, session_joinable_meeting, session_list_for_viewer
+from sessions_app.selectors import (
+    session_get_for_actor,
+    session_get_for_viewer,
+    session_joinable_meeting,
+    session_list_for_viewer,
+)
 from sessions_app.services import (
     session_book,
     session_cancel,
@@ -267,20 +272,38 @@ class SessionActionApi(APIView):
         raise NotImplementedError
 
     def post(self, request: Request, session_id: str) -> Response:
-        session = session_get_for_viewer(viewer=request.user, session_id=_parse_session_id(session_id))
+        session = session_get_for_actor(actor=request.user, session_id=_parse_session_id(session_id))
         self.act(request, session)
         return Response(session_representation(session_get_for_viewer(viewer=request.user, session_id=session.id)))
+
+
+@extend_schema_serializer(component_name="SessionRetry")
+class _RetryInputSerializer(StrictSerializer):
+    scheduledStartTime = AwareDateTimeField(required=False)
+    duration = WholeNumberField(min_value=15, max_value=240, required=False)
 
 
 @extend_schema_view(
     post=_action_schema(
         "session_retry",
-        "MEETING_FAILED → PENDING_MEETING: a new hold and new slots (409 if no longer free), provisioned again.",
+        "MEETING_FAILED → PENDING_MEETING: a new hold and new slots (409 if no longer free), provisioned again; "
+        "at the session's own time, or at the `scheduledStartTime` / `duration` given. The booking rules apply: "
+        "a start that has passed or is beyond the horizon is 400, and nothing changes.",
+        request=_RetryInputSerializer,
     )
 )
 class SessionRetryApi(SessionActionApi):
+    InputSerializer = _RetryInputSerializer
+
     def act(self, request: Request, session: Session) -> None:
-        session_retry(session_id=session.id, actor=request.user)
+        body = self.InputSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        session_retry(
+            session_id=session.id,
+            actor=request.user,
+            start=body.validated_data.get("scheduledStartTime"),
+            duration_minutes=body.validated_data.get("duration"),
+        )
 
 
 @extend_schema_view(

@@ -312,6 +312,7 @@ class ManualIntervention(MeetingSaga):
 class AuditAction(models.TextChoices):
     BOOKED = "booked", "Booked"
     RETRIED = "retried", "Retried"
+    STARTED = "started", "Started"
     CANCELLED = "cancelled", "Cancelled"
     RESCHEDULED = "rescheduled", "Rescheduled"
     COMPLETED = "completed", "Completed"

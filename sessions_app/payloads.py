@@ -48,6 +48,17 @@ def meeting_result_payload(
     }
 
 
+def session_lived_payload(session: Session) -> dict[str, Any]:
+    """The body of `{type}.session.started` and `{type}.session.completed`: the session, its status now and
+    the meeting's real start and end when the provider reported them."""
+    return {
+        **session_facts(session),
+        "status": session.status,
+        "startedAt": session.started_at.isoformat() if session.started_at else None,
+        "endedAt": session.ended_at.isoformat() if session.ended_at else None,
+    }
+
+
 def session_changed_payload(
     *, session: Session, operation_id: UUID, previous: dict[str, Any] | None = None
 ) -> dict[str, Any]:

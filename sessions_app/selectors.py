@@ -13,14 +13,15 @@ from sessions_app.models import OutboxEvent, Session, SessionStatus, SessionStud
 
 
 def sessions_visible_to(*, viewer: User) -> QuerySet[Session]:
-    """Staff see every session; a counselor sees the sessions of the students assigned to them."""
+    """Staff see every session; a counselor sees the sessions they booked, and reads those of a student
+    assigned to them since (API.md "Authentication")."""
     sessions = Session.objects.select_related("meeting", "saga").prefetch_related("session_students")
-    if viewer.role == Role.STAFF or viewer.is_superuser:
+    if _sees_everything(viewer):
         return sessions
     if viewer.role != Role.COUNSELOR:
         return sessions.none()
     own_student = SessionStudent.objects.filter(session=OuterRef("pk"), student__profile__counselor=viewer)
-    return sessions.filter(Exists(own_student))
+    return sessions.filter(Q(counselor=viewer) | Exists(own_student))
 
 
 def session_get_for_viewer(*, viewer: User, session_id: UUID) -> Session:
@@ -29,6 +30,27 @@ def session_get_for_viewer(*, viewer: User, session_id: UUID) -> Session:
     if session is None:
         raise NotFound("No such session.")
     return session
+
+
+def session_get_for_actor(*, actor: User, session_id: UUID) -> Session:
+    """The session the actor may act on: one they booked (staff: any). Anything else, including a session
+    they can only read, is NotFound, so ids cannot be probed."""
+    sessions = Session.objects.select_related("meeting", "saga").prefetch_related("session_students")
+    if not _sees_everything(actor):
+        sessions = sessions.filter(counselor=actor) if actor.role == Role.COUNSELOR else sessions.none()
+    session = sessions.filter(id=session_id).first()
+    if session is None:
+        raise NotFound("No such session.")
+    return session
+
+
+def session_actionable_by(*, viewer: User, session: Session) -> bool:
+    """Whether the viewer may act on a session they can see (the booking counselor, or staff)."""
+    return _sees_everything(viewer) or session.counselor_id == viewer.id
+
+
+def _sees_everything(viewer: User) -> bool:
+    return viewer.role == Role.STAFF or viewer.is_superuser
 
 
 def session_list_for_viewer(

@@ -17,7 +17,7 @@ from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound
 from calendar_app.models import CalendarSlot
 from calendar_app.services import slots_book, slots_cancel, slots_move
-from holds_app.services import holds_consume, holds_release, holds_take
+from holds_app.services import holds_release, holds_take
 from meetings_app.models import MeetingProvider
 from meetings_app.providers.feishu import RESERVE_MAX_DAYS_AHEAD as FEISHU_RESERVE_MAX_DAYS_AHEAD
 from sessions_app.audit import audit_change, audit_record, audit_state
@@ -26,6 +26,7 @@ from sessions_app.idempotency import (
     idempotency_claim,
     idempotency_remember,
 )
+from sessions_app.life import session_finish
 from sessions_app.meeting_operations import meeting_operation_start
 from sessions_app.models import (
     AuditAction,
@@ -224,11 +225,20 @@ def _hold_and_slots_take(
     return slots_book(user_ids=[mentor_id, *student_ids], start=start, end=end, session_type=session_type.name)
 
 
-def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session:
-    """Book a MEETING_FAILED session again (API.md "retry"): a new hold (billable types) and new slots at
-    the same time, the session back to PENDING_MEETING, and a new round of its saga, in one transaction.
+def session_retry(
+    *,
+    session_id: UUID,
+    actor: User,
+    via: str = "api",
+    start: datetime | None = None,
+    duration_minutes: int | None = None,
+) -> Session:
+    """Book a MEETING_FAILED session again (API.md "retry"), at its own time or at `start` / `duration_minutes`
+    when given, under the booking rules: a new hold (billable types) and new slots, the session back to
+    PENDING_MEETING, and a new round of its saga, in one transaction.
 
-    Raises InvalidState (not MEETING_FAILED), SlotConflict or InsufficientBalance; then nothing changed.
+    Raises InvalidState (not MEETING_FAILED), ApplicationError (a start that has passed or is beyond the
+    horizon), SlotConflict or InsufficientBalance; then nothing changed.
     """
     with transaction.atomic(durable=True):
         session = _session_lock(session_id)
@@ -240,13 +250,25 @@ def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session
         before = audit_state(session)
         session_type = session_type_get(session.session_type)
         student_ids = session.student_ids
+        start = (start or session.scheduled_at).astimezone(UTC)
+        duration_minutes = duration_minutes or session.duration_minutes
+        # A failed session that is retried is booked again: what a new booking may not do, neither may it
+        # (its own start may have passed while it failed).
+        booking_rules_check(
+            session_type=session_type,
+            student_ids=student_ids,
+            mentor_id=session.mentor_id,
+            start=start,
+            duration_minutes=duration_minutes,
+            meeting_provider=session.meeting_provider,
+        )
         slots = _hold_and_slots_take(
             session_id=session.id,
             session_type=session_type,
             mentor_id=session.mentor_id,
             student_ids=student_ids,
-            start=session.scheduled_at,
-            end=session.scheduled_at + timedelta(minutes=session.duration_minutes),
+            start=start,
+            end=start + timedelta(minutes=duration_minutes),
         )
         session = session_transition(
             session_id=session.id,
@@ -254,6 +276,8 @@ def session_retry(*, session_id: UUID, actor: User, via: str = "api") -> Session
             expected=SessionStatus.MEETING_FAILED,
             slot_ids=[slot.id for slot in slots],
             failure_reason=None,
+            scheduled_at=start,
+            duration_minutes=duration_minutes,
         )
         session.student_ids = student_ids
         event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
@@ -284,15 +308,22 @@ def session_reprovision(*, session_id: UUID, actor: User) -> str:
     )
 
 
-def session_cancel(*, session_id: UUID, actor: User, via: str = "api") -> Session:
+def session_cancel(*, session_id: UUID, actor: User, via: str = "api", now: datetime | None = None) -> Session:
     """Cancel a PENDING_MEETING, SCHEDULED or MEETING_FAILED session: the session CANCELLED, its hold
     released and its slots freed in one transaction; the meeting is cancelled at the provider afterwards
-    (sessions_app/meeting_operations.py), also when it is still being made.
+    (sessions_app/meeting_operations.py), also when it is still being made. A scheduled session whose start
+    has come cannot be cancelled: it has begun, its unit is spent (one that never got its meeting can).
 
-    Raises NotFound or InvalidState (any other status); then nothing changed.
+    Raises NotFound or InvalidState (any other status, or begun); then nothing changed.
     """
+    now = now or timezone.now()
     with transaction.atomic(durable=True):
         session = _session_lock(session_id)
+        if session.status == SessionStatus.SCHEDULED and session.scheduled_at <= now:
+            raise InvalidState(
+                "The session has begun: it can no longer be cancelled.",
+                details={"status": session.status, "requested": SessionStatus.CANCELLED},
+            )
         before = audit_state(session)
         session = session_transition(session_id=session.id, to=SessionStatus.CANCELLED, expected=session.status)
         holds_release(session_id=session.id)
@@ -317,6 +348,12 @@ def session_reschedule(
         if session.status != SessionStatus.SCHEDULED:
             raise InvalidState(
                 "Only a scheduled session can be moved; cancel it and book again instead.",
+                details={"status": session.status, "requested": "reschedule"},
+            )
+        if session.scheduled_at <= timezone.now():
+            # The clock may not have ticked yet, but people may already be in the meeting.
+            raise InvalidState(
+                "The session has begun: it can no longer be moved.",
                 details={"status": session.status, "requested": "reschedule"},
             )
         booking_rules_check(
@@ -363,12 +400,12 @@ def session_complete(*, session_id: UUID, actor: User, via: str = "api", now: da
                 "A session cannot be completed before it starts.",
                 details={"status": session.status, "requested": SessionStatus.COMPLETED},
             )
-        before = audit_state(session)
-        session = session_transition(session_id=session.id, to=SessionStatus.COMPLETED, expected=session.status)
-        holds_consume(session_id=session.id)
-        audit_change(session=session, before=before, action=AuditAction.COMPLETED, actor=actor, via=via)
-    logger.info("session.completed", extra={"sessionId": str(session.id)})
-    return session
+        if session.status not in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS):
+            raise InvalidState(
+                f"A {session.status} session cannot be completed.",
+                details={"status": session.status, "requested": SessionStatus.COMPLETED},
+            )
+        return session_finish(session=session, ended_at=None, actor=actor, via=via)
 
 
 def _session_lock(session_id: UUID) -> Session:

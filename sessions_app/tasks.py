@@ -8,6 +8,7 @@ from django.conf import settings
 from booking_project.events import SESSION_CANCELLED, SESSION_CREATED, SESSION_RESCHEDULED, handles
 from booking_project.provider_work import provider_work_sweep
 from sessions_app.idempotency import idempotency_records_expire
+from sessions_app.life import sessions_clock_tick
 from sessions_app.meeting_operations import meeting_operation_advance
 from sessions_app.models import OutboxEvent
 from sessions_app.outbox import outbox_relay
@@ -69,6 +70,13 @@ def sweep_sagas() -> int:
     """The provider-work engine's one sweep: every registered kind's rows without progress are re-driven
     (sagas, meeting operations, calendar events, emails, reminders)."""
     return provider_work_sweep()
+
+
+@shared_task(name="sessions.clock_tick", acks_late=True)
+def tick_session_clock() -> dict[str, int]:
+    """Start the sessions whose start has come and complete those long past their end (sessions_app.life)."""
+    tick = sessions_clock_tick()
+    return {"started": tick.started, "completed": tick.completed}
 
 
 @shared_task(name="sessions.idempotency_records_expire", acks_late=True)

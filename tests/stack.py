@@ -40,6 +40,8 @@ STACK_SETTINGS = {
     # A lost create lands within the sandbox's latency; the lookup for it then runs a few seconds later.
     "SAGA_LEFTOVER_SETTLE_SECONDS": "3",
     "SAGA_SWEEP_INTERVAL_SECONDS": "1",
+    # A session is started within a second of its start.
+    "SESSION_CLOCK_INTERVAL_SECONDS": "1",
     "OUTBOX_RELAY_INTERVAL_SECONDS": "0.5",
     "OUTBOX_RELAY_GRACE_SECONDS": "0.5",
     "NOTIFICATION_MAX_ATTEMPTS": "3",

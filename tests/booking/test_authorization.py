@@ -256,3 +256,55 @@ def test_the_list_of_each_counselor_holds_only_their_own_sessions(counselor, oth
 
     assert [s["sessionId"] for s in mine] == [booked["sessionId"]]
     assert [s["sessionId"] for s in their_list] == [made.json()["sessionId"]]
+
+
+# --- ownership: the booking counselor acts; a counselor assigned a student later only reads ----------------
+
+
+@pytest.fixture
+def class_with_a_reassigned_student(counselor_api, counselor, other_counselor, mentor) -> dict:
+    """A class booked by `counselor` for two of their students; one student then moves to `other_counselor`."""
+    students = [funded_student(counselor), funded_student(counselor)]
+    body = booking_body(student=students[0], mentor=mentor, session_type="class_session")
+    body["studentIds"] = [str(s.id) for s in students]
+    response = counselor_api.post(BOOK_URL, body, format="json")
+    assert response.status_code == 201, response.json()
+    students[1].profile.counselor = other_counselor
+    students[1].profile.save()
+    return response.json()
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry", "reschedule", "complete"])
+def test_a_counselor_assigned_one_student_of_a_class_cannot_act_on_it(
+    other_counselor, class_with_a_reassigned_student, action
+):
+    session_id = class_with_a_reassigned_student["sessionId"]
+    body = {"scheduledStartTime": future(hours=100).isoformat(), "duration": 60} if action == "reschedule" else {}
+
+    response = api_client_for(other_counselor).post(f"{detail_url(session_id)}/{action}", body, format="json")
+
+    assert_error(response, 404, "NOT_FOUND")
+    assert Session.objects.get(id=session_id).status == "PENDING_MEETING"
+
+
+def test_a_counselor_assigned_one_student_of_a_class_reads_and_lists_it(
+    other_counselor, class_with_a_reassigned_student
+):
+    session_id = class_with_a_reassigned_student["sessionId"]
+    other = api_client_for(other_counselor)
+
+    assert other.get(detail_url(session_id)).json()["counselorId"] == class_with_a_reassigned_student["counselorId"]
+    assert [s["sessionId"] for s in other.get(LIST_URL).json()["results"]] == [session_id]
+
+
+def test_the_booking_counselor_keeps_a_class_whose_students_all_moved(
+    counselor_api, other_counselor, class_with_a_reassigned_student
+):
+    session_id = class_with_a_reassigned_student["sessionId"]
+    for student in Session.objects.get(id=session_id).students.all():
+        student.profile.counselor = other_counselor
+        student.profile.save()
+
+    assert counselor_api.get(detail_url(session_id)).status_code == 200
+    assert [s["sessionId"] for s in counselor_api.get(LIST_URL).json()["results"]] == [session_id]
+    assert counselor_api.post(f"{detail_url(session_id)}/cancel").json()["status"] == "CANCELLED"

@@ -86,6 +86,8 @@ def test_response_is_the_contract_shape_with_utc_time_and_location(counselor_api
         "meetingUrl": None,
         "requiresManualIntervention": False,
         "failureReason": None,
+        "startedAt": None,
+        "endedAt": None,
     }
     assert datetime.fromisoformat(data["scheduledAt"]) == Session.objects.get().scheduled_at
 

@@ -28,7 +28,7 @@ from sessions_app.models import (
 )
 from sessions_app.repairs import meeting_move_retry, saga_meeting_cancel_retry
 from sessions_app.saga import saga_advance
-from tests.conftest import BOOK_URL, assert_error, booking_body, detail_url, table_counts
+from tests.conftest import assert_error, detail_url, table_counts
 from tests.factories import future
 from tests.saga.conftest import FEISHU, RESERVE_APPLY, ZOOM_API, feishu_reserve
 from tests.test_metrics import scrape, value
@@ -40,32 +40,6 @@ RESERVE = f"{FEISHU}/open-apis/vc/v1/reserves/r123456789"
 
 def action_url(session: Session, action: str) -> str:
     return f"{detail_url(session.id)}/{action}"
-
-
-@pytest.fixture
-def book(counselor_api, student, mentor):
-    def book(*, hours: float = 48, provider: str = "feishu", **fields) -> Session:
-        body = booking_body(student=student, mentor=mentor, start=future(hours=hours), meetingProvider=provider)
-        response = counselor_api.post(BOOK_URL, {**body, **fields}, format="json")
-        assert response.status_code == 201, response.content
-        return Session.objects.get(id=response.json()["sessionId"])
-
-    return book
-
-
-@pytest.fixture
-def scheduled(providers, book):
-    """A booked session whose Feishu meeting has been made: SCHEDULED."""
-
-    def scheduled(**kwargs) -> Session:
-        providers.post(RESERVE_APPLY, json=feishu_reserve())
-        session = book(**kwargs)
-        saga_advance(session_id=session.id)
-        session.refresh_from_db()
-        assert session.status == SessionStatus.SCHEDULED
-        return session
-
-    return scheduled
 
 
 def operation_of(session: Session) -> MeetingOperation:

@@ -182,3 +182,74 @@ def test_the_queue_is_read_only(operator_client, counselor_api, student, mentor)
 
     assert MeetingSaga.objects.get(session=session).resolution_note == ""
     assert change.status_code in (200, 302, 403)
+
+
+# --- retry at a new time, under the booking rules --------------------------------------------------------
+
+
+def test_retry_at_a_new_time_books_and_provisions_at_that_time(counselor_api, student, mentor):
+    session = failed_session(counselor_api, student, mentor)
+    new_start = future(hours=72)
+
+    response = counselor_api.post(
+        retry_url(session.id), {"scheduledStartTime": new_start.isoformat(), "duration": 45}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "PENDING_MEETING" and body["duration"] == 45
+    session.refresh_from_db()
+    assert session.scheduled_at == new_start and session.duration_minutes == 45
+    slots = CalendarSlot.objects.filter(id__in=session.slot_ids, status=SlotStatus.BOOKED)
+    assert {(s.start, s.end) for s in slots} == {(new_start, new_start + timedelta(minutes=45))}
+    created = OutboxEvent.objects.filter(type="regular_mentoring.session.created").order_by("created_at").last()
+    assert created.payload["scheduledStartTime"] == new_start.isoformat()
+    assert created.payload["duration"] == 45
+
+
+def test_retry_of_a_session_whose_start_has_passed_is_400_and_changes_nothing(counselor_api, student, mentor):
+    session = failed_session(counselor_api, student, mentor)
+    Session.objects.filter(id=session.id).update(scheduled_at=timezone.now() - timedelta(minutes=1))
+    before = table_counts()
+
+    error = assert_error(counselor_api.post(retry_url(session.id)), 400, "VALIDATION_ERROR")
+
+    assert "scheduledStartTime" in error["details"]
+    assert table_counts() == before
+    assert Session.objects.get(id=session.id).status == SessionStatus.MEETING_FAILED
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"scheduledStartTime": "PAST"}, "scheduledStartTime"),
+        ({"scheduledStartTime": "FAR"}, "scheduledStartTime"),
+        ({"duration": 10}, "duration"),
+        ({"when": "tomorrow"}, "when"),
+    ],
+)
+def test_retry_at_a_refused_time_is_400_and_changes_nothing(counselor_api, student, mentor, body, field):
+    session = failed_session(counselor_api, student, mentor)
+    times = {"PAST": timezone.now() - timedelta(hours=1), "FAR": timezone.now() + timedelta(days=400)}
+    body = {k: (times[v].isoformat() if v in times else v) for k, v in body.items()}
+    before = table_counts()
+
+    error = assert_error(counselor_api.post(retry_url(session.id), body, format="json"), 400, "VALIDATION_ERROR")
+
+    assert field in error["details"]
+    assert table_counts() == before
+
+
+def test_retry_at_a_new_time_that_is_taken_is_409_and_changes_nothing(counselor_api, counselor, student, mentor):
+    session = failed_session(counselor_api, student, mentor)
+    taken_at = future(hours=96)
+    other = booking_body(student=funded_student(counselor), mentor=mentor, start=taken_at)
+    assert counselor_api.post(BOOK_URL, other, format="json").status_code == 201
+    before = table_counts()
+
+    response = counselor_api.post(retry_url(session.id), {"scheduledStartTime": taken_at.isoformat()}, format="json")
+
+    assert_error(response, 409, "SLOT_CONFLICT")
+    assert table_counts() == before
+    session.refresh_from_db()
+    assert session.status == SessionStatus.MEETING_FAILED and session.scheduled_at != taken_at
