@@ -6,7 +6,6 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import DatabaseError
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -53,12 +52,10 @@ class ProviderEventApi(APIView):
             return Response({"received": True, "recorded": False})
         try:
             recorded = provider_event_record(notice=notice)
-        except DatabaseError:
-            logger.exception("provider_event.not_recorded", extra={"provider": notice.provider})
-            return self.retry_later()
         except Exception:
-            # A listener failed: the event's record went with its writes, so the provider's redelivery retries.
-            logger.exception("provider_event.listener_failed", extra={"provider": notice.provider})
+            # The database or a listener failed: the event's record went with every write made for it, so the
+            # provider's redelivery (Zoom and Feishu redeliver on a non-2xx) tries again.
+            logger.exception("provider_event.not_recorded", extra={"provider": notice.provider})
             return self.retry_later()
         return Response({"received": True, "recorded": recorded is not None})
 

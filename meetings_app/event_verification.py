@@ -43,7 +43,9 @@ def json_object(raw_body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or EventMalformed."""
     try:
         value = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        # A lone surrogate escape ("\ud800") is not text: PostgreSQL would refuse to store the event.
+        json.dumps(value, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError):
         raise EventMalformed() from None
     if not isinstance(value, dict):
         raise EventMalformed("The event must be a JSON object.")
@@ -94,7 +96,8 @@ def zoom_request_verify(
 
 
 def zoom_url_validation_answer(payload: dict[str, Any], *, secret: str) -> dict[str, str]:
-    plain_token = payload.get("payload", {}).get("plainToken") if isinstance(payload.get("payload"), dict) else None
+    body = payload.get("payload")
+    plain_token = body.get("plainToken") if isinstance(body, dict) else None
     if not isinstance(plain_token, str) or not plain_token:
         raise EventMalformed("endpoint.url_validation carries no payload.plainToken.")
     encrypted = hmac.new(secret.encode(), plain_token.encode(), hashlib.sha256).hexdigest()

@@ -133,7 +133,7 @@ def test_other_events_are_answered_and_ignored(heard):
     assert not ProviderEvent.objects.exists()
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b""])
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe", b"", b'{"event": "\\ud800"}'])
 def test_a_signed_malformed_body_is_400(raw):
     assert_error(zoom_post(APIClient(), raw), 400, "VALIDATION_ERROR")
     assert not ProviderEvent.objects.exists()
