@@ -201,8 +201,9 @@ def _moved_by(via: str | None) -> str:
     """Who moved a session: the clock, a provider's event, or a person (through the API, the page, the admin)."""
     if via == "clock":
         return "its time came"
-    if via in PROVIDER_NAMES:
-        return f"{PROVIDER_NAMES[via]} said so"
+    provider = (via or "").removesuffix("_webhook")
+    if provider in PROVIDER_NAMES:
+        return f"{PROVIDER_NAMES[provider]} said so"
     return f"by a person, via {via}" if via else "by a person"
 
 

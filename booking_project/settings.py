@@ -304,7 +304,10 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS = env.float("IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS", default=3600.0)
 THROTTLE_BOOK_RATE = env.str("THROTTLE_BOOK_RATE", default="30/min")
 THROTTLE_ACTION_RATE = env.str("THROTTLE_ACTION_RATE", default="60/min")
-for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE):
+# Provider events (webhooks) per source address: Zoom and Feishu deliver a whole account's events from a few
+# addresses, so this is a flood guard, not a per-user limit.
+THROTTLE_PROVIDER_EVENTS_RATE = env.str("THROTTLE_PROVIDER_EVENTS_RATE", default="1200/min")
+for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE, THROTTLE_PROVIDER_EVENTS_RATE):
     if not re.fullmatch(r"none|\d+/(s|sec|m|min|h|hour|d|day)", _rate.strip().lower()):
         from django.core.exceptions import ImproperlyConfigured
 
@@ -414,6 +417,15 @@ SAGA_ATTEMPT_LEASE_SECONDS = env.float("SAGA_ATTEMPT_LEASE_SECONDS", default=4 *
 # Who hosts a meeting when the mentor's profile does not say (Feishu owner open_id; Zoom user id or email).
 FEISHU_DEFAULT_OWNER_OPEN_ID = env.str("FEISHU_DEFAULT_OWNER_OPEN_ID", default="")
 ZOOM_DEFAULT_HOST_ID = env.str("ZOOM_DEFAULT_HOST_ID", default="me")
+# Provider events (API.md "Provider events (webhooks)", meetings_app/event_verification.py). Zoom's event
+# subscription Secret Token; Feishu's Verification Token and, if the app has one, its Encrypt Key (empty: plain
+# bodies). Empty values are values like any other on a laptop (the sandbox signs with the same ones); in
+# production an empty Zoom secret or Feishu token makes that endpoint refuse every event.
+ZOOM_WEBHOOK_SECRET_TOKEN = env.str("ZOOM_WEBHOOK_SECRET_TOKEN", default="")
+FEISHU_EVENT_VERIFICATION_TOKEN = env.str("FEISHU_EVENT_VERIFICATION_TOKEN", default="")
+FEISHU_EVENT_ENCRYPT_KEY = env.str("FEISHU_EVENT_ENCRYPT_KEY", default="")
+# A signed event whose timestamp is further than this from our clock (either way) is refused: a replay.
+PROVIDER_EVENT_MAX_AGE_SECONDS = env.int("PROVIDER_EVENT_MAX_AGE_SECONDS", default=300)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="bookings@localhost")

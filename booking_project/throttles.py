@@ -101,3 +101,36 @@ class BookThrottle(CounselorRateThrottle):
 class ActionThrottle(CounselorRateThrottle):
     scope = "action"
     setting_name = "THROTTLE_ACTION_RATE"
+
+
+class SourceAddressThrottle(BaseThrottle):
+    """A limit per source address, for requests nobody logs in for (the providers' webhooks)."""
+
+    scope: str
+    setting_name: str
+
+    def __init__(self) -> None:
+        self.wait_seconds: float | None = None
+
+    def allow_request(self, request, view) -> bool:
+        from accounts_app.login_throttle import client_address
+
+        limit = rate_parse(getattr(settings, self.setting_name))
+        if limit is None:
+            return True
+        count, period = limit
+        now = time.time()
+        window = int(now // period)
+        used = window_count(f"throttle:{self.scope}:{client_address(request) or '-'}:{window}", period=period)
+        if used <= count:
+            return True
+        self.wait_seconds = (window + 1) * period - now
+        return False
+
+    def wait(self) -> float | None:
+        return self.wait_seconds
+
+
+class ProviderEventsThrottle(SourceAddressThrottle):
+    scope = "provider-events"
+    setting_name = "THROTTLE_PROVIDER_EVENTS_RATE"

@@ -5,6 +5,7 @@ from booking_project.admin_queue import work_queue_view
 from booking_project.errors import api_not_found
 from booking_project.metrics import metrics_view
 from booking_project.schema import OpenApiDocumentApi
+from meetings_app.apis import FeishuEventsApi, ZoomEventsApi
 from sessions_app.apis import (
     SessionBookApi,
     SessionCancelApi,
@@ -26,6 +27,9 @@ api_patterns = [
         "api/counselor/sessions/<str:session_id>/reschedule", SessionRescheduleApi.as_view(), name="session-reschedule"
     ),
     path("api/counselor/sessions/<str:session_id>/complete", SessionCompleteApi.as_view(), name="session-complete"),
+    # The providers' webhooks: signed by the provider, never a logged-in user.
+    path("api/providers/zoom/events", ZoomEventsApi.as_view(), name="provider-events-zoom"),
+    path("api/providers/feishu/events", FeishuEventsApi.as_view(), name="provider-events-feishu"),
     path("api/schema/", OpenApiDocumentApi.as_view(), name="schema"),
     # Anything else under /api/ answers the contract's 404, with DEBUG on or off.
     re_path(r"^api/", api_not_found),

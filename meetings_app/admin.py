@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 
 from booking_project.admin import ViewOnlyAdmin
 from booking_project.errors import ApplicationError
-from meetings_app.models import Meeting, ProviderPause, ProviderPauseChange
+from meetings_app.models import Meeting, ProviderEvent, ProviderPause, ProviderPauseChange
 from meetings_app.services import provider_pause, provider_resume
 
 
@@ -95,3 +95,12 @@ class ProviderPauseChangeAdmin(ViewOnlyAdmin):
     list_filter = ["provider", "action"]
     list_select_related = ["actor"]
     date_hierarchy = "at"
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(ViewOnlyAdmin):
+    list_display = ["received_at", "provider", "kind", "provider_reference", "meeting", "happened_at", "event_key"]
+    list_filter = ["provider", "kind"]
+    search_fields = ["event_key", "provider_reference", "meeting__id"]
+    date_hierarchy = "received_at"
+    list_select_related = ["meeting"]

@@ -43,6 +43,8 @@ class Meeting(models.Model):
                 condition=models.Q(provider__in=MeetingProvider.values), name="meeting_provider_valid"
             ),
         ]
+        # A Feishu event names its meeting by number only (meetings_app/selectors.py).
+        indexes = [models.Index(fields=["provider", "meeting_no"], name="meeting_by_number")]
 
     def __str__(self) -> str:
         return f"{self.provider} meeting {self.meeting_no or self.provider_meeting_id} ({self.status})"
@@ -111,3 +113,38 @@ class ProviderPauseChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.action} by {self.actor_id or 'the system'} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class ProviderEventKind(models.TextChoices):
+    STARTED = "started", "Meeting started"
+    ENDED = "ended", "Meeting ended"
+
+
+class ProviderEvent(models.Model):
+    """An event a provider told us about (a webhook), kept once: its key makes a redelivery change nothing.
+
+    Recorded even when no meeting of ours matches, so an operator can see what the providers sent.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    provider = models.CharField(max_length=16, choices=MeetingProvider.choices)
+    # Feishu's header.event_id; Zoom sends no event id, so the SHA-256 of (event, meeting uuid, event_ts).
+    event_key = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=ProviderEventKind.choices)
+    # What the provider calls the meeting: Zoom's meeting id, Feishu's meeting number.
+    provider_reference = models.CharField(max_length=255, blank=True)
+    meeting = models.ForeignKey(Meeting, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    happened_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    payload = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_key"], name="provider_event_once"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=ProviderEventKind.values), name="provider_event_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} meeting {self.kind} ({self.provider_reference})"

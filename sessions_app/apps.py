@@ -7,5 +7,6 @@ class SessionsAppConfig(AppConfig):
 
     def ready(self) -> None:
         # Event handlers register themselves when their module is imported; the web process publishes
-        # events too, so it must know them as well as the worker does.
-        from sessions_app import tasks  # noqa: F401
+        # events too, so it must know them as well as the worker does. The same for the providers' webhooks:
+        # life registers the listener that moves sessions (session_meeting_reported).
+        from sessions_app import life, tasks  # noqa: F401

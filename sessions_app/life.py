@@ -21,6 +21,8 @@ from django.utils import timezone
 from accounts_app.models import User
 from booking_project.events import SESSION_COMPLETED, SESSION_STARTED
 from holds_app.services import holds_consume
+from meetings_app.models import Meeting
+from meetings_app.provider_events import meeting_listener
 from sessions_app.audit import audit_change, audit_state
 from sessions_app.models import AuditAction, Session, SessionStatus
 from sessions_app.outbox import outbox_event_add
@@ -170,6 +172,17 @@ def session_meeting_ended(*, meeting_id: UUID, at: datetime, via: str, started_a
         Session.objects.filter(id=session.id).update(ended_at=at, updated_at=timezone.now())
         return True
     return False
+
+
+@meeting_listener
+def session_meeting_reported(*, meeting: Meeting, happened: str, at: datetime) -> None:
+    """meetings_app's listener: a provider's webhook said the session's meeting started or ended. Runs in the
+    transaction that records the event, so a failure here leaves it unrecorded for the provider to redeliver."""
+    via = f"{meeting.provider}_webhook"
+    if happened == "started":
+        session_meeting_started(meeting_id=meeting.id, at=at, via=via)
+    elif happened == "ended":
+        session_meeting_ended(meeting_id=meeting.id, at=at, via=via)
 
 
 def _session_of_meeting_lock(meeting_id: UUID) -> Session | None:

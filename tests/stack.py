@@ -60,6 +60,10 @@ STACK_SETTINGS = {
     # The Procfile's sandbox line answers after 1 s like a real provider (bin/up); tests set latency per test,
     # and a reset goes back to this.
     "SANDBOX_LATENCY_MS": "0",
+    # The providers' webhooks: the sandbox signs with these and the stack's web checks with them.
+    "ZOOM_WEBHOOK_SECRET_TOKEN": "stack-zoom-webhook-secret",
+    "FEISHU_EVENT_VERIFICATION_TOKEN": "stack-feishu-verification-token",
+    "FEISHU_EVENT_ENCRYPT_KEY": "stack-feishu-encrypt-key",
 }
 
 
@@ -141,6 +145,8 @@ class Stack(Launcher):
     def __init__(self, workdir: Path, database_name: str):
         self.workdir = workdir
         self.sandbox_port = free_port()
+        # The sandbox sends the providers' events to the web line here (Procfile: --events-url), if it runs.
+        self.web_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{free_port()}/0"
         self.sandbox = Sandbox(f"http://127.0.0.1:{self.sandbox_port}")
         # The notifier's emails land here, one file per connection (Django's file-based backend).
@@ -154,6 +160,7 @@ class Stack(Launcher):
                 "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{database_name}",
                 "REDIS_URL": self.redis_url,
                 "SANDBOX_PORT": str(self.sandbox_port),
+                "WEB_PORT": str(self.web_port),
                 "BEAT_SCHEDULE_FILE": str(self._beat_schedule("beat")),
                 "FEISHU_BASE_URL": self.sandbox.url,
                 "FEISHU_APP_ID": "cli_sandbox",
@@ -174,6 +181,14 @@ class Stack(Launcher):
 
     def start_sandbox(self) -> None:
         self.start("sandbox")
+
+    def start_web(self) -> None:
+        """The `web` line (gunicorn), small: one worker is plenty for the tests' webhooks."""
+        self.start("web", env={"WEB_WORKERS": "1", "WEB_THREADS": "4"})
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def start_worker(self) -> None:
         """The `worker` line (the `celery` queue: sagas, meeting operations, relay, sweep), consuming on return."""

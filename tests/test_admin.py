@@ -11,7 +11,7 @@ from django.urls import reverse
 from accounts_app.models import Role
 from holds_app.models import Entitlement
 from holds_app.services import entitlement_units_set
-from meetings_app.models import Meeting
+from meetings_app.models import Meeting, ProviderEvent
 from meetings_app.services import provider_pause, provider_resume
 from sessions_app.models import ManualIntervention, MeetingOperation, Session
 from tests.conftest import BOOK_URL, booking_body
@@ -41,7 +41,7 @@ def booked(counselor_api, student, mentor) -> dict:
     assert response.status_code == 201, response.json()
     # Meetings appear only once the (asynchronous) provider call answers, and groups are not used by the
     # booking flow: add one of each so that their pages have a row to show too.
-    Meeting.objects.create(
+    meeting = Meeting.objects.create(
         provider="zoom",
         provider_meeting_id="85512345678",
         meeting_no="85512345678",
@@ -49,6 +49,16 @@ def booked(counselor_api, student, mentor) -> dict:
         start_time=future(),
         duration_minutes=60,
         topic="Resume review",
+    )
+    # A provider's webhook about that meeting (meetings_app/provider_events.py).
+    ProviderEvent.objects.create(
+        provider="zoom",
+        event_key="admin-test",
+        kind="started",
+        provider_reference="85512345678",
+        meeting=meeting,
+        happened_at=future(),
+        payload={"event": "meeting.started"},
     )
     Group.objects.create(name="operators")
     MeetingOperation.objects.create(session_id=response.json()["sessionId"], kind="cancel")

@@ -6,6 +6,8 @@ wait and never fail on purpose; their errors are in the app's error shape.
   VALIDATION_ERROR with `details` per setting), `POST /_sandbox/reset`;
 - `GET /_sandbox/meetings`, `GET /_sandbox/calendar-events`: what the providers hold (an event's `reminders`:
   the minutes before its start at which it reminds);
+- `POST /_sandbox/meetings/{id}/start|end`: the meeting starts or ends and its provider's webhook goes to the app
+  (sandbox/events.py);
 - `GET /_sandbox/requests`: provider calls received, by operation (`token` included);
 - `GET /_sandbox/injected`: `{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {provider: {"failed",
   "answersLost"}}}`, the calls failed before applying and the answers lost after applying.
@@ -18,7 +20,9 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
+from meetings_app.sandbox.events import meeting_event_send
 from meetings_app.sandbox.feishu import FEISHU_ATTENDEE_ID_FIELD
 from meetings_app.sandbox.state import (
     ANSWER_LOSS_DEFAULTS,
@@ -237,8 +241,13 @@ def _event_view(event: CalendarEvent) -> dict:
     return view
 
 
+MEETING_EVENT = re.compile(r"^/_sandbox/meetings/([^/]+)/(start|end)$")
+
+
 def control(state: SandboxState, request: ProviderRequest) -> Reply:
     endpoint = (request.method, request.path.rstrip("/"))
+    if request.method == "POST" and (match := MEETING_EVENT.match(endpoint[1])):
+        return meeting_event_send(state, unquote(match.group(1)), "started" if match.group(2) == "start" else "ended")
     if endpoint == ("GET", "/_sandbox/config"):
         return current_config(state)
     if endpoint == ("POST", "/_sandbox/config"):

@@ -24,10 +24,11 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from meetings_app.sandbox.events import EventTarget
 from meetings_app.sandbox.router import serve
 from meetings_app.sandbox.state import ProviderRequest, Reply, SandboxState, control_error
 
-__all__ = ["ProviderRequest", "ProviderSandbox", "Reply", "SandboxState", "serve"]
+__all__ = ["EventTarget", "ProviderRequest", "ProviderSandbox", "Reply", "SandboxState", "serve"]
 
 
 class SandboxRequestHandler(BaseHTTPRequestHandler):
@@ -161,8 +162,9 @@ class ProviderSandbox:
         fail_rate: float = 0.0,
         *,
         verbose: bool = False,
+        event_target: EventTarget | None = None,
     ):
-        self.state = SandboxState(latency_ms=latency_ms, fail_rate=fail_rate)
+        self.state = SandboxState(latency_ms=latency_ms, fail_rate=fail_rate, event_target=event_target)
         self._httpd = SandboxHTTPServer((host, port), self.state, verbose=verbose)
         self._thread: threading.Thread | None = None
 

@@ -160,8 +160,11 @@ class SandboxState:
     """Everything the fake providers hold, behind one lock. Handlers run with the lock held, so each
     operation is atomic; nobody sleeps while holding it."""
 
-    def __init__(self, *, latency_ms: float = 0, fail_rate: float = 0.0):
+    def __init__(self, *, latency_ms: float = 0, fail_rate: float = 0.0, event_target: Any = None):
         self.lock = threading.Lock()
+        # Where the providers' webhooks go and how they are signed (sandbox/events.py's EventTarget): startup
+        # settings, kept across resets.
+        self.event_target = event_target
         self.startup_config = {"latencyMs": latency_ms, "failRate": fail_rate, "failStatus": 500}
         self.random = random.Random()
         # Tokens survive /_sandbox/reset, so a client's cached token keeps working across tests;
@@ -185,6 +188,8 @@ class SandboxState:
         self.meetings: dict[tuple[str, str], Meeting] = {}  # insertion order is creation order
         self.events: dict[tuple[str, str, str], CalendarEvent] = {}
         self.feishu_event_keys: dict[tuple[str, str], str] = {}  # (calendar_id, idempotency_key) -> event_id
+        # When each meeting really started and ended, by /_sandbox/meetings/{id}/start|end: {"started", "ended"}.
+        self.meeting_runs: dict[tuple[str, str], dict[str, float]] = {}
         self.requests = dict.fromkeys(COUNTED, 0)
         # What was injected, per provider: "failed" before applying, "answersLost" after applying.
         self.injected = {

@@ -130,7 +130,7 @@ def test_each_business_event_is_one_readable_line():
             "saga.failed": {"sessionId": SESSION_ID, "reason": "Zoom refused the meeting."},
             "session.cancelled": {"sessionId": SESSION_ID, "operationId": SESSION_ID},
             "session.completed": {"sessionId": SESSION_ID, "via": "clock"},
-            "session.started": {"sessionId": SESSION_ID, "via": "zoom"},
+            "session.started": {"sessionId": SESSION_ID, "via": "zoom_webhook"},
         }.items()
     }
 

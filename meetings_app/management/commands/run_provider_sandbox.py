@@ -2,10 +2,11 @@
 
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from booking_project.demo import demo_only
-from meetings_app.sandbox import ProviderSandbox
+from meetings_app.sandbox import EventTarget, ProviderSandbox
 
 
 def _stop_on_sigterm(signum, frame):
@@ -27,6 +28,16 @@ class Command(BaseCommand):
         parser.add_argument("--latency-ms", type=float, default=0, help="Wait before every provider call (ms).")
         parser.add_argument("--fail-rate", type=float, default=0.0, help="Share of provider calls that fail (0-1).")
         parser.add_argument("--verbose", action="store_true", help="Log one line per request to stderr.")
+        parser.add_argument(
+            "--events-url",
+            default="",
+            help="The app's base URL: POST /_sandbox/meetings/{id}/start|end sends Zoom's events to "
+            "{url}/api/providers/zoom/events and Feishu's to {url}/api/providers/feishu/events (empty: none sent).",
+        )
+        # The same secrets the app checks with, from the same environment variables by default.
+        parser.add_argument("--zoom-webhook-secret", default=settings.ZOOM_WEBHOOK_SECRET_TOKEN)
+        parser.add_argument("--feishu-verification-token", default=settings.FEISHU_EVENT_VERIFICATION_TOKEN)
+        parser.add_argument("--feishu-encrypt-key", default=settings.FEISHU_EVENT_ENCRYPT_KEY)
 
     def handle(self, *args, **options):
         demo_only("run_provider_sandbox", "it answers as Feishu, Zoom and Google would, with no meeting behind it.")
@@ -41,13 +52,20 @@ class Command(BaseCommand):
                 latency_ms=options["latency_ms"],
                 fail_rate=options["fail_rate"],
                 verbose=options["verbose"],
+                event_target=EventTarget(
+                    url=options["events_url"],
+                    zoom_secret_token=options["zoom_webhook_secret"],
+                    feishu_verification_token=options["feishu_verification_token"],
+                    feishu_encrypt_key=options["feishu_encrypt_key"],
+                ),
             )
         except OSError as error:
             raise CommandError(f"Cannot listen on {options['host']}:{options['port']}: {error}") from error
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
         self.stdout.write(
             f"Provider sandbox listening on {sandbox.url} "
-            f"(latency {options['latency_ms']:g} ms, fail rate {options['fail_rate']:g})"
+            f"(latency {options['latency_ms']:g} ms, fail rate {options['fail_rate']:g}; "
+            f"events to {options['events_url'] or 'nowhere'})"
         )
         self.stdout.flush()
         try:
