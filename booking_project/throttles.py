@@ -29,22 +29,29 @@ def rate_parse(rate: str | None) -> tuple[int, int] | None:
     return int(count), _PERIODS[period.strip().lower()]
 
 
-class CounselorRateThrottle(BaseThrottle):
+class WindowRateThrottle(BaseThrottle):
+    """A limit of `setting_name` ("30/min") on the requests of one `subject` (a counselor, a source address), in
+    a fixed window counted by `window_count`. Over it, DRF answers 429 with Retry-After = the window's rest."""
+
     scope: str
     setting_name: str
 
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
 
+    def subject(self, request) -> str | None:
+        """Whose requests are counted together; None lets the request through uncounted."""
+        raise NotImplementedError
+
     def allow_request(self, request, view) -> bool:
         limit = rate_parse(getattr(settings, self.setting_name))
-        user = request.user
-        if limit is None or user is None or not user.is_authenticated:
-            return True  # anonymous requests are refused before this, by authentication
+        subject = self.subject(request) if limit is not None else None
+        if subject is None:
+            return True
         count, period = limit
         now = time.time()
         window = int(now // period)
-        used = window_count(f"throttle:{self.scope}:{user.pk}:{window}", period=period)
+        used = window_count(f"throttle:{self.scope}:{subject}:{window}", period=period)
         if used <= count:
             return True
         self.wait_seconds = (window + 1) * period - now
@@ -52,6 +59,13 @@ class CounselorRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.wait_seconds
+
+
+class CounselorRateThrottle(WindowRateThrottle):
+    def subject(self, request) -> str | None:
+        user = request.user
+        # Anonymous requests are refused before this, by authentication.
+        return str(user.pk) if user is not None and user.is_authenticated else None
 
 
 def window_count(key: str, *, period: int) -> int:
@@ -103,32 +117,13 @@ class ActionThrottle(CounselorRateThrottle):
     setting_name = "THROTTLE_ACTION_RATE"
 
 
-class SourceAddressThrottle(BaseThrottle):
+class SourceAddressThrottle(WindowRateThrottle):
     """A limit per source address, for requests nobody logs in for (the providers' webhooks)."""
 
-    scope: str
-    setting_name: str
-
-    def __init__(self) -> None:
-        self.wait_seconds: float | None = None
-
-    def allow_request(self, request, view) -> bool:
+    def subject(self, request) -> str | None:
         from accounts_app.login_throttle import client_address
 
-        limit = rate_parse(getattr(settings, self.setting_name))
-        if limit is None:
-            return True
-        count, period = limit
-        now = time.time()
-        window = int(now // period)
-        used = window_count(f"throttle:{self.scope}:{client_address(request) or '-'}:{window}", period=period)
-        if used <= count:
-            return True
-        self.wait_seconds = (window + 1) * period - now
-        return False
-
-    def wait(self) -> float | None:
-        return self.wait_seconds
+        return client_address(request) or "-"
 
 
 class ProviderEventsThrottle(SourceAddressThrottle):
