@@ -411,6 +411,10 @@ GOOGLE_SERVICE_ACCOUNT_FILE = env.str("GOOGLE_SERVICE_ACCOUNT_FILE", default="")
 GOOGLE_CALENDAR_SUBJECT = env.str("GOOGLE_CALENDAR_SUBJECT", default="")
 GOOGLE_CALENDAR_ACCESS_TOKEN = env.str("GOOGLE_CALENDAR_ACCESS_TOKEN", default="")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# The mentor's own calendar, read while a counselor waits for free times (calendar_app/busy.py): one request
+# of at most this long (a calendar that does not answer in time is skipped), its answer kept this long.
+CALENDAR_FREEBUSY_TIMEOUT_SECONDS = env.float("CALENDAR_FREEBUSY_TIMEOUT_SECONDS", default=2.0)
+CALENDAR_FREEBUSY_CACHE_SECONDS = env.int("CALENDAR_FREEBUSY_CACHE_SECONDS", default=60)
 # An attempt open longer than this belongs to a worker that died mid-call. A live call lasts at most four
 # requests (token, call, fresh token, call again), each under the timeout.
 SAGA_ATTEMPT_LEASE_SECONDS = env.float("SAGA_ATTEMPT_LEASE_SECONDS", default=4 * PROVIDER_TIMEOUT_SECONDS + 10)
