@@ -82,9 +82,7 @@ def test_london_hours_move_by_an_hour_for_shanghai_when_london_changes_its_clock
 
 
 def test_the_grid_is_the_readers_and_a_range_must_hold_the_whole_session(london_mentor):
-    starts = offered(
-        london_mentor, start=shanghai(25, 0), end=shanghai(26, 0), duration_minutes=45, step_minutes=20
-    )
+    starts = offered(london_mentor, start=shanghai(25, 0), end=shanghai(26, 0), duration_minutes=45, step_minutes=20)
 
     # London 09:00-12:00 GMT = Shanghai 17:00-20:00; starts every 20 minutes, the last one ending by 20:00.
     assert starts == [shanghai(25, 17) + timedelta(minutes=20 * i) for i in range(7)]
