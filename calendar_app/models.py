@@ -2,11 +2,12 @@ import datetime
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import UserManager
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
 
-from accounts_app.models import User
+from accounts_app.models import Role, User
 
 SLOT_NO_OVERLAP = "calendar_slot_no_overlap"
 
@@ -197,8 +198,15 @@ class WorkingHoursException(models.Model):
             raise ValidationError("The end must be after the start (00:00 for midnight).")
 
 
+class MentorScheduleManager(UserManager):
+    def get_queryset(self):
+        return super().get_queryset().filter(role=Role.MENTOR)
+
+
 class MentorSchedule(User):
     """A mentor seen as their working hours: the admin edits weekly hours and exceptions on it."""
+
+    objects = MentorScheduleManager()
 
     class Meta:
         proxy = True
