@@ -33,13 +33,13 @@ from booking_project.api import (
 )
 from booking_project.errors import ApplicationError, NotFound
 from booking_project.throttles import ActionThrottle, AvailabilityThrottle, BookThrottle
+from calendar_app.busy import mentor_calendar_busy
 from meetings_app.models import MeetingProvider
 from sessions_app.availability import (
     AVAILABILITY_MAX_DAYS,
     STEP_DEFAULT_MINUTES,
     availability_starts,
     free_times_render,
-    mentor_outside_busy,
 )
 from sessions_app.idempotency import IdempotentRequest, booking_fingerprint
 from sessions_app.models import Session, SessionStatus
@@ -383,8 +383,10 @@ class AvailabilityApi(APIView):
     """`GET /api/counselor/availability` (API.md "Availability"): the free starts of a mentor and students.
 
     Queries, whatever the range's length: the token, the people (one), the counselor's time zone (one), the
-    mentor's working hours and exceptions (two) and the booked slots (one): six, asserted in
-    tests/availability/test_availability_api.py."""
+    mentor's working hours and exceptions (two), the booked slots (one) and whether the mentor's calendar
+    provider is paused (one): seven, asserted in tests/availability/test_availability_api.py; one more when the
+    mentor's calendar answers busy times (our own events among them are left out), and at most one provider
+    request (none while its answer is cached, calendar_app/busy.py)."""
 
     permission_classes = [IsCounselor]
     throttle_classes = [AvailabilityThrottle]
@@ -438,7 +440,13 @@ class AvailabilityApi(APIView):
     class OutputSerializer(serializers.Serializer):
         timeZone = serializers.CharField()
         slots = _FreeTimeSerializer(many=True)
-        calendarsChecked = serializers.ListField(child=serializers.CharField())
+        calendarsChecked = serializers.ListField(
+            child=serializers.CharField(), help_text="The mentor's calendars whose busy times were left out."
+        )
+        calendarsSkipped = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="The mentor's calendars that did not answer in time, or may not be read: not counted.",
+        )
 
     @extend_schema(
         operation_id="availability_read",
@@ -474,7 +482,8 @@ class AvailabilityApi(APIView):
         mentor = booking_participants_get(counselor=request.user, mentor_id=f["mentorId"], student_ids=f["studentIds"])
         time_zone = person_time_zone(user=request.user)
         duration = timedelta(minutes=f["duration"])
-        outside_busy, calendars_checked = mentor_outside_busy(mentor=mentor, start=f["from"], end=f["to"] + duration)
+        # The mentor's own calendar (a short read, cached; one that does not answer in time is skipped).
+        calendar = mentor_calendar_busy(mentor=mentor, start=f["from"], end=f["to"] + duration)
         starts = availability_starts(
             mentor=mentor,
             student_ids=f["studentIds"],
@@ -484,12 +493,13 @@ class AvailabilityApi(APIView):
             time_zone=time_zone,
             step_minutes=f.get("step") or STEP_DEFAULT_MINUTES,
             meeting_provider=f.get("meetingProvider"),
-            outside_busy=outside_busy,
+            outside_busy=calendar.busy,
         )
         return Response(
             {
                 "timeZone": time_zone,
                 "slots": free_times_render(starts, time_zone=time_zone),
-                "calendarsChecked": list(calendars_checked),
+                "calendarsChecked": calendar.checked,
+                "calendarsSkipped": calendar.skipped,
             }
         )

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts_app.models import User
 from accounts_app.selectors import people_get_by_ids, person_time_zone
+from calendar_app.busy import mentor_calendar_busy
 from calendar_app.selectors import mentor_working_ranges, ranges_merge, slots_busy_between
 from sessions_app.rules import booking_latest_start
 
@@ -26,14 +27,6 @@ Range = tuple[datetime, datetime]
 
 AVAILABILITY_MAX_DAYS = 14
 STEP_DEFAULT_MINUTES = 15
-
-
-def mentor_outside_busy(*, mentor: User, start: datetime, end: datetime) -> tuple[Sequence[Range], list[str]]:
-    """The mentor's busy times outside this system (their own Feishu or Google calendar) within [start, end),
-    and the names of the calendars that answered. The one place availability and suggestions get them from.
-
-    Nothing is read yet: the calendar reading (calendar_app.busy.mentor_calendar_busy) is wired in here."""
-    return (), []
 
 
 def availability_starts(
@@ -147,7 +140,7 @@ def availability_suggestions(
     time_zone = person_time_zone(user=reader)
     start = after + timedelta(minutes=1)
     end = after + timedelta(days=settings.AVAILABILITY_SUGGESTION_DAYS)
-    outside_busy, _ = mentor_outside_busy(mentor=mentor, start=start, end=end + timedelta(minutes=duration_minutes))
+    outside_busy = mentor_calendar_busy(mentor=mentor, start=start, end=end + timedelta(minutes=duration_minutes)).busy
     starts = availability_starts(
         mentor=mentor,
         student_ids=student_ids,
