@@ -92,6 +92,52 @@ def test_free_times_of_the_chosen_day_leave_out_a_booked_time_and_one_click_book
     )
 
 
+# Holds the page's availability answer for one day until the test releases it (window.releaseHeld()); sets
+# window.heldAnswered once the page's script has had that answer (a task after its promise chain settled).
+HOLD_ANSWER_FOR_DAY = """
+const day = arguments[0];
+const realFetch = window.fetch;
+window.releaseHeld = null;
+window.heldAnswered = false;
+window.fetch = function (url, options) {
+  const answer = realFetch(url, options);
+  if (!String(url).includes("/availability?") || !String(url).includes("from=" + day)) return answer;
+  return new Promise(function (resolve) {
+    window.releaseHeld = function () {
+      answer.then(function (response) {
+        const json = response.json.bind(response);
+        response.json = function () {
+          return json().then(function (data) {
+            setTimeout(function () { window.heldAnswered = true; }, 0);
+            return data;
+          });
+        };
+        resolve(response);
+      });
+    };
+  });
+};
+"""
+
+
+def test_a_late_answer_for_a_day_no_longer_chosen_does_not_replace_the_current_one(page, people):
+    first, second = a_day(2), a_day(3)
+    log_in(page, people["counselor"])
+    # given the answer for the first day chosen is slow
+    page.execute_script(HOLD_ANSWER_FOR_DAY, first.isoformat())
+    fill_booking(page, student=people["student"], mentor=people["mentor"], start=at(first, 9))
+    wait_for(lambda: page.execute_script("return !!window.releaseHeld;"), timeout=10, what="the first day's question")
+    # when the counselor picks another day, and its answer is shown
+    page.execute_script(SET_FIELD, page.find_element(By.ID, "f-start"), at(second, 9).strftime("%Y-%m-%dT%H:%M"))
+    wait_for(lambda: showing(page, day=second, state="ready"), timeout=10, what="the second day's free times")
+    shown = free_times(page)
+    # and only then the first day's answer arrives
+    page.execute_script("window.releaseHeld();")
+    wait_for(lambda: page.execute_script("return window.heldAnswered;"), timeout=10, what="the late answer")
+    # then the page still shows the day chosen last, as it was
+    assert free_times(page) == shown
+
+
 def test_a_conflict_offers_the_next_free_times_and_one_of_them_books(page, people):
     # given the mentor booked from 10:00 to 11:00 with another student
     day = a_day(3)
@@ -146,6 +192,4 @@ def test_a_reschedule_conflict_offers_free_times_in_chinese_that_fill_the_dialog
     assert Session.objects.get(id=mine).scheduled_at == at(a_day(5), 14)
     # when they save, the session moves there
     page.find_element(By.ID, "reschedule-save").click()
-    wait_for(
-        lambda: Session.objects.get(id=mine).scheduled_at == at(day, 11), timeout=10, what="the session to move"
-    )
+    wait_for(lambda: Session.objects.get(id=mine).scheduled_at == at(day, 11), timeout=10, what="the session to move")
