@@ -698,10 +698,16 @@
       );
     };
 
-    // Every keystroke or pick waits a moment, so a counselor choosing several things asks once.
+    // Every keystroke or pick waits a moment, so a counselor choosing several things asks once; meanwhile the
+    // previous choice's times are no longer offered, nor its answer awaited.
     var askFreeTimesSoon = function (again) {
       clearTimeout(freeTimer);
-      freeTimer = setTimeout(function () { askFreeTimes(again); }, 300);
+      var question = freeQuestion();
+      if (!question || (!again && question.url === freeAsked)) return askFreeTimes(false);
+      freeSeq += 1;
+      freeAsked = null;
+      showFree(question, "loading");
+      freeTimer = setTimeout(function () { askFreeTimes(true); }, 300);
     };
 
     if (freeBox) {
