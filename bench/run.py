@@ -13,6 +13,7 @@ Phases, in this order:
 3b. unknown outcomes: the same rate, half Zoom and half Feishu, with 10% of the creates carried out by the
    sandbox and their answer lost past the client's timeout: meetings left behind at the provider (goal 0 for
    Zoom; every Feishu leftover flagged for a person), and sessions flagged per 100 unknown outcomes;
+1b. availability: the cost of one 14-day availability request (queries, median ms), in process;
 4. booking API at concurrency 1, 16 and 64, with the worker and beat stopped: the API is measured on its
    own (phases 2 and 3 measure the saga), and the sagas of thousands of bookings do not pile up in front of
    nothing.
@@ -58,7 +59,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--unknown-rate", type=float, default=0.1, help="creates whose answer is lost in phase 3b (0.1)"
     )
-    parser.add_argument("--skip", default="", help="phases to leave out: floor,provisioning,fault,unknown,api")
+    parser.add_argument(
+        "--skip", default="", help="phases to leave out: floor,availability,provisioning,fault,unknown,api"
+    )
     parser.add_argument("--pairs", type=int, default=256, help="mentor/student pairs seeded (default 256)")
     parser.add_argument("--json", type=Path, help="where to write the JSON (default var/bench/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs for a look afterwards")
@@ -165,6 +168,11 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
             report["floor"] = _floor(args, server, db_name, seed, capture_pair, statements, first)
             report["floorPgbenchMode"] = report["floor"].pop("pgbenchMode")
             report["floorStatements"] = len(statements)
+        if "availability" not in args.skip:
+            from availability import availability_cost
+
+            say("availability: one 14-day request, in process")
+            report["availability"] = availability_cost(seed=seed)
         connection.close()
 
         say("starting redis, sandbox, web (gunicorn), worker, notifier and beat")
@@ -582,6 +590,10 @@ def _table(report: dict) -> str:
                      f"{_f(a['p99Ms'])}  {a['errors']}")  # fmt: skip
         lines.append(f"    CPU per booking: web {a['webCpuMsPerBooking']} ms ({a['webCoresUsed']} cores busy), "
                      f"PostgreSQL {a['dbCpuMsPerBooking']} ms")  # fmt: skip
+    if report.get("availability"):
+        a = report["availability"]
+        lines.append(f"{'availability 14 days':<26}{'':>13}{'':>9}{_f(a['p50Ms'])}{'':>18}  "
+                     f"{a['queries']} queries, {a['slotsOffered']} starts (median of {a['requests']})")  # fmt: skip
     for phase in ("provisioning", "fault", "unknown"):
         p = report.get(phase)
         if not p:

@@ -307,11 +307,16 @@ THROTTLE_ACTION_RATE = env.str("THROTTLE_ACTION_RATE", default="60/min")
 # Provider events (webhooks) per source address: Zoom and Feishu deliver a whole account's events from a few
 # addresses, so this is a flood guard, not a per-user limit.
 THROTTLE_PROVIDER_EVENTS_RATE = env.str("THROTTLE_PROVIDER_EVENTS_RATE", default="1200/min")
-for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE, THROTTLE_PROVIDER_EVENTS_RATE):
+# Availability reads per counselor: the counselor page asks again whenever the day or the people change.
+THROTTLE_AVAILABILITY_RATE = env.str("THROTTLE_AVAILABILITY_RATE", default="120/min")
+for _rate in (THROTTLE_BOOK_RATE, THROTTLE_ACTION_RATE, THROTTLE_PROVIDER_EVENTS_RATE, THROTTLE_AVAILABILITY_RATE):
     if not re.fullmatch(r"none|\d+/(s|sec|m|min|h|hour|d|day)", _rate.strip().lower()):
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured(f"A throttle rate is like 30/min or none, not {_rate!r}.")
+# A 409 SLOT_CONFLICT offers this many free starts after the requested one, found within this many days.
+AVAILABILITY_SUGGESTIONS = env.int("AVAILABILITY_SUGGESTIONS", default=3)
+AVAILABILITY_SUGGESTION_DAYS = env.int("AVAILABILITY_SUGGESTION_DAYS", default=7)
 SAGA_STUCK_AFTER_SECONDS = env.int("SAGA_STUCK_AFTER_SECONDS", default=120)
 SAGA_SWEEP_INTERVAL_SECONDS = env.float("SAGA_SWEEP_INTERVAL_SECONDS", default=30.0)
 # The provisioning saga (DESIGN.md phase two): about three provider attempts, exponential backoff with
@@ -411,6 +416,10 @@ GOOGLE_SERVICE_ACCOUNT_FILE = env.str("GOOGLE_SERVICE_ACCOUNT_FILE", default="")
 GOOGLE_CALENDAR_SUBJECT = env.str("GOOGLE_CALENDAR_SUBJECT", default="")
 GOOGLE_CALENDAR_ACCESS_TOKEN = env.str("GOOGLE_CALENDAR_ACCESS_TOKEN", default="")
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# The mentor's own calendar, read while a counselor waits for free times (calendar_app/busy.py): one request
+# of at most this long (a calendar that does not answer in time is skipped), its answer kept this long.
+CALENDAR_FREEBUSY_TIMEOUT_SECONDS = env.float("CALENDAR_FREEBUSY_TIMEOUT_SECONDS", default=2.0)
+CALENDAR_FREEBUSY_CACHE_SECONDS = env.int("CALENDAR_FREEBUSY_CACHE_SECONDS", default=60)
 # An attempt open longer than this belongs to a worker that died mid-call. A live call lasts at most four
 # requests (token, call, fresh token, call again), each under the timeout.
 SAGA_ATTEMPT_LEASE_SECONDS = env.float("SAGA_ATTEMPT_LEASE_SECONDS", default=4 * PROVIDER_TIMEOUT_SECONDS + 10)

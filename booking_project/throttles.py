@@ -117,6 +117,11 @@ class ActionThrottle(CounselorRateThrottle):
     setting_name = "THROTTLE_ACTION_RATE"
 
 
+class AvailabilityThrottle(CounselorRateThrottle):
+    scope = "availability"
+    setting_name = "THROTTLE_AVAILABILITY_RATE"
+
+
 class SourceAddressThrottle(WindowRateThrottle):
     """A limit per source address, for requests nobody logs in for (the providers' webhooks)."""
 

@@ -7,6 +7,7 @@ from booking_project.metrics import metrics_view
 from booking_project.schema import OpenApiDocumentApi
 from meetings_app.apis import FeishuEventsApi, ZoomEventsApi
 from sessions_app.apis import (
+    AvailabilityApi,
     SessionBookApi,
     SessionCancelApi,
     SessionCompleteApi,
@@ -27,6 +28,7 @@ api_patterns = [
         "api/counselor/sessions/<str:session_id>/reschedule", SessionRescheduleApi.as_view(), name="session-reschedule"
     ),
     path("api/counselor/sessions/<str:session_id>/complete", SessionCompleteApi.as_view(), name="session-complete"),
+    path("api/counselor/availability", AvailabilityApi.as_view(), name="availability"),
     # The providers' webhooks: signed by the provider, never a logged-in user.
     path("api/providers/zoom/events", ZoomEventsApi.as_view(), name="provider-events-zoom"),
     path("api/providers/feishu/events", FeishuEventsApi.as_view(), name="provider-events-feishu"),

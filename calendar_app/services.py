@@ -3,10 +3,11 @@
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import TypeVar
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models.expressions import RawSQL
@@ -15,7 +16,14 @@ from django.db.models.functions import Now
 from booking_project.db import connection_give_back
 from booking_project.errors import SlotConflict
 from booking_project.providers.outcomes import PermanentProviderError
-from calendar_app.models import SLOT_NO_OVERLAP, CalendarEvent, CalendarEventStatus, CalendarSlot, SlotStatus
+from calendar_app.models import (
+    SLOT_NO_OVERLAP,
+    CalendarEvent,
+    CalendarEventStatus,
+    CalendarSlot,
+    SlotStatus,
+    WorkingHours,
+)
 from calendar_app.providers.base import CalendarEventRequest
 
 EXCLUSION_VIOLATION = "23P01"
@@ -254,3 +262,17 @@ def _calendar_event_apply(*, row: CalendarEvent, step: str, snapshot: tuple, req
             row.meeting_url, row.summary = request.meeting_url, request.summary
         row.last_error = ""
         row.save()
+
+
+def working_hours_give(*, mentor_id: UUID, weekly: Iterable[tuple[int, time, time]]) -> bool:
+    """Give a mentor weekly working hours — (weekday, start, end) in their own time zone — unless they have
+    some already (which an operator may have edited: never overwritten). Returns whether any were given."""
+    with transaction.atomic():
+        # Locking the mentor's row makes two concurrent runs give the hours once.
+        get_user_model().objects.select_for_update().filter(id=mentor_id).first()
+        if WorkingHours.objects.filter(mentor_id=mentor_id).exists():
+            return False
+        WorkingHours.objects.bulk_create(
+            [WorkingHours(mentor_id=mentor_id, weekday=d, starts_at=s, ends_at=e) for d, s, e in weekly]
+        )
+    return True

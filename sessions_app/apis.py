@@ -1,5 +1,6 @@
 """HTTP in, service call, HTTP out. No business rule lives here."""
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts_app.selectors import person_time_zone
 from booking_project.api import (
     RETRY_AFTER_HEADER,
     AwareDateTimeField,
@@ -30,8 +32,15 @@ from booking_project.api import (
     error_responses,
 )
 from booking_project.errors import ApplicationError, NotFound
-from booking_project.throttles import ActionThrottle, BookThrottle
+from booking_project.throttles import ActionThrottle, AvailabilityThrottle, BookThrottle
 from meetings_app.models import MeetingProvider
+from sessions_app.availability import (
+    AVAILABILITY_MAX_DAYS,
+    STEP_DEFAULT_MINUTES,
+    availability_starts,
+    free_times_render,
+    mentor_outside_busy,
+)
 from sessions_app.idempotency import IdempotentRequest, booking_fingerprint
 from sessions_app.models import Session, SessionStatus
 from sessions_app.selectors import (
@@ -41,6 +50,7 @@ from sessions_app.selectors import (
     session_list_for_viewer,
 )
 from sessions_app.services import (
+    booking_participants_get,
     session_book,
     session_cancel,
     session_complete,
@@ -362,3 +372,124 @@ def _parse_session_id(raw: str) -> UUID:
         return UUID(raw)
     except ValueError:
         raise NotFound("No such session.") from None
+
+
+class _FreeTimeSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class AvailabilityApi(APIView):
+    """`GET /api/counselor/availability` (API.md "Availability"): the free starts of a mentor and students.
+
+    Queries, whatever the range's length: the token, the people (one), the counselor's time zone (one), the
+    mentor's working hours and exceptions (two) and the booked slots (one): six, asserted in
+    tests/availability/test_availability_api.py."""
+
+    permission_classes = [IsCounselor]
+    throttle_classes = [AvailabilityThrottle]
+
+    class FilterSerializer(StrictSerializer):
+        mentorId = serializers.UUIDField()
+        studentId = serializers.UUIDField(required=False)
+        studentIds = serializers.CharField(required=False, help_text="Comma-separated student ids.")
+        duration = serializers.IntegerField(min_value=15, max_value=240)
+        step = serializers.IntegerField(min_value=5, max_value=60, required=False)
+        meetingProvider = serializers.ChoiceField(choices=MeetingProvider.choices, required=False)
+
+        def get_fields(self):
+            fields = super().get_fields()
+            # "from" is a Python keyword, hence the fields added by name.
+            fields["from"] = AwareDateTimeField()
+            fields["to"] = AwareDateTimeField()
+            return fields
+
+        def validate_studentIds(self, value: str) -> list[UUID]:
+            parts = [p.strip() for p in value.split(",")]
+            if not 1 <= len(parts) <= MAX_CLASS_SIZE:
+                raise serializers.ValidationError(f"Give 1 to {MAX_CLASS_SIZE} student ids.")
+            try:
+                ids = [UUID(p) for p in parts]
+            except ValueError:
+                raise serializers.ValidationError("Give student ids (UUIDs) separated by commas.") from None
+            if len(set(ids)) != len(ids):
+                raise serializers.ValidationError("A student is listed twice.")
+            return ids
+
+        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+            single, several = data.get("studentId"), data.get("studentIds")
+            if single is None and several is None:
+                raise serializers.ValidationError({"studentIds": ["Give studentId or studentIds."]})
+            if single is not None and several is not None and several != [single]:
+                raise serializers.ValidationError({"studentId": ["Give studentId or studentIds, not both."]})
+            data["studentIds"] = several if several is not None else [single]
+            if data["mentorId"] in data["studentIds"]:
+                raise serializers.ValidationError({"mentorId": ["The mentor cannot also be a student."]})
+            try:
+                data["from"] - timedelta(days=1), data["to"] + timedelta(days=1)
+            except OverflowError:
+                raise serializers.ValidationError({"to": ["Give times between the years 1 and 9999."]}) from None
+            if data["to"] <= data["from"]:
+                raise serializers.ValidationError({"to": ["Must be after from."]})
+            if data["to"] - data["from"] > timedelta(days=AVAILABILITY_MAX_DAYS):
+                raise serializers.ValidationError({"to": [f"At most {AVAILABILITY_MAX_DAYS} days after from."]})
+            return data
+
+    class OutputSerializer(serializers.Serializer):
+        timeZone = serializers.CharField()
+        slots = _FreeTimeSerializer(many=True)
+        calendarsChecked = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(
+        operation_id="availability_read",
+        description="The starts (on the `step` grid of the counselor's time zone, in the future, within the "
+        "booking horizon and the mentor's working hours) at which the mentor and every student are free for "
+        "`duration` minutes, answered in the counselor's time zone.",
+        parameters=[
+            OpenApiParameter("mentorId", OpenApiTypes.UUID, required=True),
+            OpenApiParameter("studentId", OpenApiTypes.UUID),
+            OpenApiParameter("studentIds", OpenApiTypes.STR, description="Comma-separated student ids."),
+            OpenApiParameter("duration", {"type": "integer", "minimum": 15, "maximum": 240}, required=True),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, required=True, description="With an offset."),
+            OpenApiParameter(
+                "to", OpenApiTypes.DATETIME, required=True, description="After from, at most 14 days later."
+            ),
+            OpenApiParameter(
+                "step", {"type": "integer", "minimum": 5, "maximum": 60}, description="Minutes; 15 unless given."
+            ),
+            OpenApiParameter(
+                "meetingProvider",
+                OpenApiTypes.STR,
+                enum=MeetingProvider.values,
+                description="Whose booking window applies; the server's default provider unless given.",
+            ),
+            RETRY_AFTER_HEADER,
+        ],
+        responses={200: OutputSerializer, **error_responses(400, 401, 403, 404, 413, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        mentor = booking_participants_get(counselor=request.user, mentor_id=f["mentorId"], student_ids=f["studentIds"])
+        time_zone = person_time_zone(user=request.user)
+        duration = timedelta(minutes=f["duration"])
+        outside_busy, calendars_checked = mentor_outside_busy(mentor=mentor, start=f["from"], end=f["to"] + duration)
+        starts = availability_starts(
+            mentor=mentor,
+            student_ids=f["studentIds"],
+            duration_minutes=f["duration"],
+            start=f["from"],
+            end=f["to"],
+            time_zone=time_zone,
+            step_minutes=f.get("step") or STEP_DEFAULT_MINUTES,
+            meeting_provider=f.get("meetingProvider"),
+            outside_busy=outside_busy,
+        )
+        return Response(
+            {
+                "timeZone": time_zone,
+                "slots": free_times_render(starts, time_zone=time_zone),
+                "calendarsChecked": list(calendars_checked),
+            }
+        )

@@ -3,6 +3,8 @@
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,13 +16,13 @@ from django.utils import timezone
 
 from accounts_app.models import Role, User
 from accounts_app.selectors import people_get_by_ids
-from booking_project.errors import ApplicationError, InvalidState, NotFound
+from booking_project.errors import ApplicationError, InvalidState, NotFound, SlotConflict
 from calendar_app.models import CalendarSlot
 from calendar_app.services import slots_book, slots_cancel, slots_move
 from holds_app.services import holds_release, holds_take
-from meetings_app.models import MeetingProvider
 from meetings_app.providers.feishu import RESERVE_MAX_DAYS_AHEAD as FEISHU_RESERVE_MAX_DAYS_AHEAD
 from sessions_app.audit import audit_change, audit_record, audit_state
+from sessions_app.availability import availability_suggestions
 from sessions_app.idempotency import (
     IdempotentRequest,
     idempotency_claim,
@@ -37,6 +39,7 @@ from sessions_app.models import (
 )
 from sessions_app.outbox import outbox_event_add
 from sessions_app.payloads import session_created_payload
+from sessions_app.rules import booking_horizon_end, provider_latest_end
 from sessions_app.saga import saga_restart, saga_start
 from sessions_app.transitions import session_transition
 from sessions_app.types import SessionType, session_type_get
@@ -78,11 +81,11 @@ def booking_rules_check(
         errors["scheduledStartTime"] = ["Give the time with an offset, e.g. 2026-12-01T10:00:00+08:00."]
     elif start <= now:
         errors["scheduledStartTime"] = ["The start time must be in the future."]
-    elif start > now + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+    elif start > booking_horizon_end(now=now):
         errors["scheduledStartTime"] = [f"A session can be booked at most {settings.BOOKING_HORIZON_DAYS} days ahead."]
-    elif meeting_provider == MeetingProvider.FEISHU and start + timedelta(minutes=duration_minutes) > now + timedelta(
-        days=FEISHU_RESERVE_MAX_DAYS_AHEAD
-    ):
+    elif (latest_end := provider_latest_end(meeting_provider=meeting_provider, now=now)) is not None and start + (
+        timedelta(minutes=duration_minutes)
+    ) > latest_end:
         # Refused here rather than by Feishu minutes later, when the counselor has moved on.
         errors["scheduledStartTime"] = [
             f"A Feishu meeting must end within {FEISHU_RESERVE_MAX_DAYS_AHEAD} days; start earlier or use Zoom."
@@ -91,6 +94,14 @@ def booking_rules_check(
         errors["duration"] = ["The duration is 15 to 240 minutes."]
     if errors:
         raise ApplicationError(details=errors)
+
+
+def booking_participants_get(*, counselor: User, mentor_id: UUID, student_ids: list[UUID]) -> User:
+    """The mentor, with their profile, once the people check out as for a booking (see _participants_check).
+    Raises NotFound. One query."""
+    people = people_get_by_ids(ids=[mentor_id, *student_ids])
+    _participants_check(counselor=counselor, people=people, mentor_id=mentor_id, student_ids=student_ids)
+    return people[mentor_id]
 
 
 def _participants_check(*, counselor: User, people: dict[UUID, User], mentor_id: UUID, student_ids: list[UUID]) -> None:
@@ -150,7 +161,11 @@ def session_book(
     end = start + timedelta(minutes=duration_minutes)
     topic = topic or session_type.default_topic
 
-    with transaction.atomic(durable=True):
+    search = {"mentor_id": mentor_id, "student_ids": student_ids, "start": start, "duration_minutes": duration_minutes}
+    with (
+        _conflict_suggestions(reader=counselor, meeting_provider=meeting_provider, **search),
+        transaction.atomic(durable=True),
+    ):
         if idempotency is not None:
             record = idempotency_claim(counselor_id=counselor.id, request=idempotency)
             if record is not None:
@@ -240,7 +255,7 @@ def session_retry(
     Raises InvalidState (not MEETING_FAILED), ApplicationError (a start that has passed or is beyond the
     horizon), SlotConflict or InsufficientBalance; then nothing changed.
     """
-    with transaction.atomic(durable=True):
+    with _conflict_suggestions(reader=actor) as search, transaction.atomic(durable=True):
         session = _session_lock(session_id)
         if session.status != SessionStatus.MEETING_FAILED:
             raise InvalidState(
@@ -258,6 +273,13 @@ def session_retry(
             session_type=session_type,
             student_ids=student_ids,
             mentor_id=session.mentor_id,
+            start=start,
+            duration_minutes=duration_minutes,
+            meeting_provider=session.meeting_provider,
+        )
+        search.update(
+            mentor_id=session.mentor_id,
+            student_ids=student_ids,
             start=start,
             duration_minutes=duration_minutes,
             meeting_provider=session.meeting_provider,
@@ -343,7 +365,7 @@ def session_reschedule(
     Raises NotFound, InvalidState (not SCHEDULED), ApplicationError (the booking rules) or SlotConflict;
     then nothing changed.
     """
-    with transaction.atomic(durable=True):
+    with _conflict_suggestions(reader=actor) as search, transaction.atomic(durable=True):
         session = _session_lock(session_id)
         if session.status != SessionStatus.SCHEDULED:
             raise InvalidState(
@@ -368,6 +390,15 @@ def session_reschedule(
         if (start, duration_minutes) == (session.scheduled_at, session.duration_minutes):
             return session
         before = audit_state(session)
+        search.update(
+            mentor_id=session.mentor_id,
+            student_ids=session.student_ids,
+            start=start,
+            duration_minutes=duration_minutes,
+            meeting_provider=session.meeting_provider,
+            # The session's own slots, still at its old time, do not stand in its way.
+            excluding_slot_ids=session.slot_ids,
+        )
         slots_move(slot_ids=session.slot_ids, start=start, end=start + timedelta(minutes=duration_minutes))
         Session.objects.filter(id=session.id).update(
             scheduled_at=start, duration_minutes=duration_minutes, updated_at=timezone.now()
@@ -406,6 +437,34 @@ def session_complete(*, session_id: UUID, actor: User, via: str = "api", now: da
                 details={"status": session.status, "requested": SessionStatus.COMPLETED},
             )
         return session_finish(session=session, ended_at=None, actor=actor, via=via)
+
+
+@contextmanager
+def _conflict_suggestions(*, reader: User, **search: Any) -> Iterator[dict[str, Any]]:
+    """Adds `details.suggestions` (API.md "Errors") to a SlotConflict raised inside: the next free starts for
+    the same people and duration after the requested start. Enter it before (outside) the transaction: the
+    free times are read once that transaction has rolled back, as they stand without it. The body may fill
+    in the search (mentor_id, student_ids, start, duration_minutes, meeting_provider, excluding_slot_ids) as
+    it learns them."""
+    search = dict(search)
+    try:
+        yield search
+    except SlotConflict as conflict:
+        if "start" in search:
+            conflict.details["suggestions"] = _suggestions_or_none(reader=reader, **search)
+        raise
+
+
+def _suggestions_or_none(
+    *, reader: User, start: datetime, mentor_id: UUID, student_ids: list[UUID], **search: Any
+) -> list[dict[str, str]]:
+    try:
+        return availability_suggestions(
+            reader=reader, mentor_id=mentor_id, student_ids=student_ids, after=start, **search
+        )
+    except Exception:  # noqa: BLE001 - suggestions are a courtesy: the conflict is answered without them
+        logger.exception("session.suggestions_failed", extra={"mentorId": str(mentor_id)})
+        return []
 
 
 def _session_lock(session_id: UUID) -> Session:

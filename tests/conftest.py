@@ -132,6 +132,7 @@ def throttles_off(settings):
     """Rate limits are off unless a test turns them on: many tests book more than a counselor may per minute."""
     settings.THROTTLE_BOOK_RATE = "none"
     settings.THROTTLE_ACTION_RATE = "none"
+    settings.THROTTLE_AVAILABILITY_RATE = "none"
 
 
 @pytest.fixture(autouse=True)

@@ -106,13 +106,17 @@ class ProviderHttp:
             text = text.replace(secret, REDACTED)
         return text
 
-    def send(self, method: str, url: str, *, operation: str, **kwargs: Any) -> requests.Response:
+    def send(
+        self, method: str, url: str, *, operation: str, timeout_seconds: float | None = None, **kwargs: Any
+    ) -> requests.Response:
         """The provider's answer, whatever its status, except a gateway's 502/503/504 (OutcomeUnknownError). A
         request that got no answer raises NotDoneError when it never left (no connection) and
-        OutcomeUnknownError when it may have; PermanentProviderError when it could not even be made."""
+        OutcomeUnknownError when it may have; PermanentProviderError when it could not even be made.
+        `timeout_seconds` replaces the client's timeout for this request (a read someone waits on)."""
         where = f"{method} {urlsplit(url).path}"
+        timeout = self._timeout if timeout_seconds is None else (timeout_seconds, timeout_seconds)
         try:
-            response = self.session.request(method, url, timeout=self._timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
         except ANSWER_LOST as error:
             # The exception's own text is left out: it can quote the URL, headers or connection details.
             if isinstance(error, NOT_SENT) or _never_connected(error):

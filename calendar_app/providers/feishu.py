@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from booking_project.providers.feishu import FeishuOpenApi, event_path, events_path
-from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
+from calendar_app.providers.base import (
+    CalendarEventRequest,
+    CalendarProviderClient,
+    ProvidedCalendarEvent,
+    busy_within,
+)
 
 EVENT_NOT_FOUND = 193001
+FREEBUSY_PATH = "/open-apis/calendar/v4/freebusy/list"
 # Feishu takes reminder offsets from -20160 to 20160 minutes (negative: after the start); we only remind before.
 REMINDER_MINUTES_MAX = 20160
 
@@ -67,6 +74,38 @@ class FeishuCalendarClient(CalendarProviderClient):
             done_codes={EVENT_NOT_FOUND},
         )
 
+    def busy(
+        self, *, person: str, start: datetime, end: datetime, timeout_seconds: float
+    ) -> list[tuple[datetime, datetime]]:
+        data = self._api.call(
+            "POST",
+            FREEBUSY_PATH,
+            operation="calendar.busy",
+            params={"user_id_type": "open_id"},
+            # The person's primary calendar, and the external calendars they connected to Feishu: all of it is
+            # their time. Only busy events: one they marked free does not keep them from a session.
+            json={
+                "time_min": _rfc3339(start),
+                "time_max": _rfc3339(end),
+                "user_id": person,
+                "include_external_calendar": True,
+                "only_busy": True,
+            },
+            timeout_seconds=timeout_seconds,
+        )
+        # Feishu leaves an empty list out of its answer.
+        entries = data.get("freebusy_list", []) if isinstance(data, dict) else None
+        try:
+            if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+                raise ValueError("freebusy_list is not a list of objects")
+            return busy_within(
+                [(entry.get("start_time"), entry.get("end_time")) for entry in entries], start=start, end=end
+            )
+        except ValueError as error:
+            raise self._api.http.permanent(
+                f"the free/busy answer cannot be read: {error}", operation="calendar.busy"
+            ) from None
+
     def close(self) -> None:
         self._api.close()
 
@@ -75,6 +114,10 @@ class FeishuCalendarClient(CalendarProviderClient):
 
     def prepare(self, *, operation: str) -> None:
         self._api.prepare(operation=operation)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _event_body(event: CalendarEventRequest) -> dict[str, Any]:

@@ -18,9 +18,15 @@ import requests
 from django.conf import settings
 
 from booking_project.providers.http import AccessTokenCache, ProviderHttp, header_seconds, send_with_token
-from calendar_app.providers.base import CalendarEventRequest, CalendarProviderClient, ProvidedCalendarEvent
+from calendar_app.providers.base import (
+    CalendarEventRequest,
+    CalendarProviderClient,
+    ProvidedCalendarEvent,
+    busy_within,
+)
 
-SCOPES = ("https://www.googleapis.com/auth/calendar.events",)
+# Events: the ones we write. Free/busy: the mentor's own calendar, read to offer only their free times.
+SCOPES = ("https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/calendar.freebusy")
 BASE32HEX = frozenset("0123456789abcdefghijklmnopqrstuv")
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 # Google's tokens live an hour; a static token is re-read from settings after this long.
@@ -106,6 +112,40 @@ class GoogleCalendarClient(CalendarProviderClient):
         # 410 Gone: deleted before; 404: never there or purged. Either way it is not in anyone's calendar.
         if response.status_code not in (404, 410):
             self._check(response, operation="calendar.delete")
+
+    def busy(
+        self, *, person: str, start: datetime, end: datetime, timeout_seconds: float
+    ) -> list[tuple[datetime, datetime]]:
+        operation = "calendar.busy"
+        response = self._send(
+            "POST",
+            f"{self._base_url}/freeBusy",
+            operation=operation,
+            json={"timeMin": _utc(start), "timeMax": _utc(end), "timeZone": "UTC", "items": [{"id": person}]},
+            timeout_seconds=timeout_seconds,
+        )
+        self._check(response, operation=operation)
+        calendars = (self._http.json_object(response) or {}).get("calendars")
+        answer = calendars.get(person) if isinstance(calendars, dict) else None
+        if not isinstance(answer, dict):
+            raise self._http.permanent("the free/busy answer says nothing of the calendar asked", operation=operation)
+        # A calendar we may not read (not shared, not found) is an entry in `errors`, with HTTP 200.
+        errors = answer.get("errors")
+        if errors:
+            reason = next((e.get("reason") for e in errors if isinstance(e, dict) and e.get("reason")), None)
+            raise self._http.permanent(
+                f"the calendar cannot be read{f' ({reason})' if reason else ''}",
+                operation=operation,
+                status=response.status_code,
+                code=reason,
+            )
+        busy = answer.get("busy", [])
+        try:
+            if not isinstance(busy, list) or not all(isinstance(entry, dict) for entry in busy):
+                raise ValueError("busy is not a list of objects")
+            return busy_within([(entry.get("start"), entry.get("end")) for entry in busy], start=start, end=end)
+        except ValueError as error:
+            raise self._http.permanent(f"the free/busy answer cannot be read: {error}", operation=operation) from None
 
     def prepare(self, *, operation: str) -> None:
         self._tokens.token(operation=operation)

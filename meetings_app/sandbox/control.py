@@ -8,6 +8,12 @@ wait and never fail on purpose; their errors are in the app's error shape.
   the minutes before its start at which it reminds);
 - `POST /_sandbox/meetings/{id}/start|end`: the meeting starts or ends and its provider's webhook goes to the app
   (sandbox/events.py);
+- `POST /_sandbox/busy` `{"provider": "feishu"|"google", "user": "<open_id or email>", "start", "end"}` (RFC 3339
+  with an offset, start before end) → 201: that person is busy then in their own calendar. Feishu's
+  `freebusy/list` and Google's `freeBusy` answer these besides the confirmed events the sandbox holds for the
+  person (invited, or on their own calendar). `GET /_sandbox/busy` lists them; `/_sandbox/reset` clears them.
+  The free/busy endpoints count as the `calendar` operation, so latencyMs, failNext/failRate and failProvider
+  apply to them (a latency past the client's timeout makes a calendar time out);
 - `GET /_sandbox/requests`: provider calls received, by operation (`token` included);
 - `GET /_sandbox/injected`: `{"failed": {op: n}, "answersLost": {op: n}, "byProvider": {provider: {"failed",
   "answersLost"}}}`, the calls failed before applying and the answers lost after applying.
@@ -29,6 +35,7 @@ from meetings_app.sandbox.state import (
     OPERATIONS,
     PROVIDERS,
     TOKEN_LATENCY_DEFAULT,
+    BusyTime,
     CalendarEvent,
     Meeting,
     ProviderRequest,
@@ -37,6 +44,7 @@ from meetings_app.sandbox.state import (
     control_error,
     iso_utc,
     parse_datetime,
+    parse_rfc3339,
     unix_seconds,
 )
 
@@ -241,6 +249,36 @@ def _event_view(event: CalendarEvent) -> dict:
     return view
 
 
+BUSY_PROVIDERS = ("feishu", "google")
+
+
+def _busy_view(busy: BusyTime) -> dict:
+    return {"provider": busy.provider, "user": busy.user, "start": iso_utc(busy.start), "end": iso_utc(busy.end)}
+
+
+def busy_add(state: SandboxState, body: dict | None) -> Reply:
+    """Make a person busy in their own calendar for a while; every problem named at once, nothing added."""
+    if body is None:
+        return control_error(400, "VALIDATION_ERROR", "The body must be a JSON object.")
+    problems: dict[str, list[str]] = {}
+    if body.get("provider") not in BUSY_PROVIDERS:
+        problems["provider"] = [f"provider must be one of {', '.join(BUSY_PROVIDERS)}."]
+    if not isinstance(body.get("user"), str) or not body["user"].strip():
+        problems["user"] = ["user must be the person's open_id (Feishu) or calendar id / email (Google)."]
+    start, end = parse_rfc3339(body.get("start")), parse_rfc3339(body.get("end"))
+    for name, moment in (("start", start), ("end", end)):
+        if moment is None:
+            problems[name] = [f"{name} must be an RFC 3339 date-time with an offset."]
+    if start is not None and end is not None and end <= start:
+        problems["end"] = ["end must be after start."]
+    if problems:
+        return control_error(400, "VALIDATION_ERROR", next(iter(problems.values()))[0], details=problems)
+    busy = BusyTime(provider=body["provider"], user=body["user"].strip(), start=start, end=end)
+    with state.lock:
+        state.busy.append(busy)
+    return Reply(201, _busy_view(busy))
+
+
 MEETING_EVENT = re.compile(r"^/_sandbox/meetings/([^/]+)/(start|end)$")
 
 
@@ -255,6 +293,8 @@ def control(state: SandboxState, request: ProviderRequest) -> Reply:
         if body is None:
             return control_error(400, "VALIDATION_ERROR", "The body must be a JSON object.")
         return configure(state, body)
+    if endpoint == ("POST", "/_sandbox/busy"):
+        return busy_add(state, request.json_object())
     if endpoint == ("POST", "/_sandbox/reset"):
         state.reset()
         return current_config(state)
@@ -263,6 +303,8 @@ def control(state: SandboxState, request: ProviderRequest) -> Reply:
             return Reply(200, {"meetings": [_meeting_view(meeting) for meeting in state.meetings.values()]})
         if endpoint == ("GET", "/_sandbox/calendar-events"):
             return Reply(200, {"events": [_event_view(event) for event in state.events.values()]})
+        if endpoint == ("GET", "/_sandbox/busy"):
+            return Reply(200, {"busy": [_busy_view(busy) for busy in state.busy]})
         if endpoint == ("GET", "/_sandbox/requests"):
             return Reply(200, dict(state.requests))
     if endpoint == ("GET", "/_sandbox/injected"):

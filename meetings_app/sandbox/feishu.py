@@ -24,6 +24,8 @@ from meetings_app.sandbox.state import (
     ProviderRequest,
     Reply,
     SandboxState,
+    busy_overlapping,
+    parse_rfc3339,
     unix_seconds,
     utc_now,
 )
@@ -443,6 +445,57 @@ def feishu_event_attendees_add(state: SandboxState, request: ProviderRequest, ca
     return feishu_ok({"attendees": event.resource["attendees"]})
 
 
+def _feishu_busy_events(state: SandboxState, open_id: str) -> list[tuple[datetime, datetime]]:
+    """The confirmed, busy events of the person's calendar: those they are invited to, and those of a calendar
+    that is theirs."""
+    intervals = []
+    for event in state.events.values():
+        resource = event.resource
+        if event.provider != "feishu" or resource.get("status") == "cancelled":
+            continue
+        if resource.get("free_busy_status") == "free":
+            continue
+        invited = any(
+            attendee.get("type") == "user" and attendee.get("user_id") == open_id
+            for attendee in resource.get("attendees", [])
+        )
+        if not (invited or event.calendar_id == open_id):
+            continue
+        intervals.append(
+            (
+                datetime.fromtimestamp(_feishu_event_seconds(resource["start_time"]), UTC),
+                datetime.fromtimestamp(_feishu_event_seconds(resource["end_time"]), UTC),
+            )
+        )
+    return intervals
+
+
+def feishu_freebusy_list(state: SandboxState, request: ProviderRequest) -> Reply:
+    """A person's busy times, one entry per event (Feishu does not merge them), each overlapping the window."""
+    body = request.json_object()
+    if body is None:
+        return feishu_error(400, 99992402, "field validation failed")
+    if request.query.get("user_id_type", "open_id") != "open_id":
+        return feishu_error(400, 99992402, "field validation failed: the sandbox knows open_id users only")
+    time_min, time_max = parse_rfc3339(body.get("time_min")), parse_rfc3339(body.get("time_max"))
+    if time_min is None or time_max is None:
+        return feishu_error(400, 190002, "invalid parameters in request: time_min and time_max must be RFC 3339")
+    if time_max <= time_min:
+        return feishu_error(400, 190002, "invalid parameters in request: time_max must be after time_min")
+    user_id = body.get("user_id")
+    if not isinstance(user_id, str) or not user_id:
+        return feishu_error(400, 190002, "invalid parameters in request: user_id or room_id is required")
+    intervals = _feishu_busy_events(state, user_id) + state.busy_set("feishu", user_id)
+    return feishu_ok(
+        {
+            "freebusy_list": [
+                {"start_time": start.isoformat(), "end_time": end.isoformat()}
+                for start, end in busy_overlapping(intervals, time_min, time_max)
+            ]
+        }
+    )
+
+
 SEGMENT = r"([^/]+)"
 EVENTS = rf"/open-apis/calendar/v4/calendars/{SEGMENT}/events"
 
@@ -459,6 +512,7 @@ FEISHU_ROUTES = [
     ("PATCH", f"{EVENTS}/{SEGMENT}", "calendar", feishu_event_patch),
     ("DELETE", f"{EVENTS}/{SEGMENT}", "calendar", feishu_event_delete),
     ("POST", f"{EVENTS}/{SEGMENT}/attendees", "calendar", feishu_event_attendees_add),
+    ("POST", "/open-apis/calendar/v4/freebusy/list", "calendar", feishu_freebusy_list),
 ]
 
 

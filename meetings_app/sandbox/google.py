@@ -5,10 +5,20 @@ from us: any bearer token is accepted, but one is required. Errors are `{"error"
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from meetings_app.sandbox.state import CalendarEvent, ProviderRequest, Reply, SandboxState, parse_datetime, utc_now
+from meetings_app.sandbox.state import (
+    CalendarEvent,
+    ProviderRequest,
+    Reply,
+    SandboxState,
+    busy_overlapping,
+    iso_utc,
+    parse_datetime,
+    parse_rfc3339,
+    utc_now,
+)
 
 GOOGLE_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"  # base32hex, the only alphabet Google accepts for ids
 GOOGLE_REMINDER_METHODS = ("email", "popup")
@@ -212,6 +222,81 @@ def google_event_delete(state: SandboxState, request: ProviderRequest, calendar_
     return Reply(204)
 
 
+def _google_busy_events(state: SandboxState, calendar_id: str) -> list[tuple[datetime, datetime]]:
+    """The confirmed, opaque timed events of the calendar: its own, and those it is invited to (not declined)."""
+    intervals = []
+    for event in state.events.values():
+        resource = event.resource
+        if event.provider != "google" or resource.get("status") != "confirmed":
+            continue
+        if resource.get("transparency") == "transparent":
+            continue
+        invited = any(
+            attendee.get("email") == calendar_id and attendee.get("responseStatus") != "declined"
+            for attendee in resource.get("attendees", [])
+        )
+        if not (invited or event.calendar_id == calendar_id):
+            continue
+        start, end = _google_time(resource.get("start") or {}), _google_time(resource.get("end") or {})
+        if isinstance(start, datetime) and isinstance(end, datetime):
+            intervals.append((start.astimezone(UTC), end.astimezone(UTC)))
+    return intervals
+
+
+def _google_readable(state: SandboxState, calendar_id: str) -> bool:
+    """A person's calendar (an email) or one the sandbox holds events in; any other id is not found."""
+    return "@" in calendar_id or calendar_id == "primary" or any(key[1] == calendar_id for key in state.events)
+
+
+def _merged(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def google_freebusy_query(state: SandboxState, request: ProviderRequest) -> Reply:
+    """Each calendar's busy times cut to the window and merged where they touch, as Google answers them; a
+    calendar it cannot show answers an `errors` entry, not an HTTP error."""
+    body = request.json_object()
+    if body is None:
+        return google_error(400, "parseError", "Parse Error")
+    for name in ("timeMin", "timeMax"):
+        if name not in body:
+            return google_error(400, "required", f"Missing {name} parameter.")
+    time_min, time_max = parse_rfc3339(body["timeMin"]), parse_rfc3339(body["timeMax"])
+    if time_min is None or time_max is None:
+        return google_error(400, "invalid", "Bad Request: timeMin and timeMax must be RFC 3339 with an offset.")
+    if time_max <= time_min:
+        return google_error(400, "timeRangeEmpty", "The specified time range is empty.")
+    items = body.get("items", [])
+    if not isinstance(items, list) or any(not isinstance(item, dict) or not item.get("id") for item in items):
+        return google_error(400, "invalid", "Invalid value for: items")
+    calendars = {}
+    for item in items:
+        calendar_id = str(item["id"])
+        if not _google_readable(state, calendar_id):
+            calendars[calendar_id] = {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
+            continue
+        intervals = _google_busy_events(state, calendar_id) + state.busy_set("google", calendar_id)
+        busy = [
+            (max(start, time_min), min(end, time_max)) for start, end in busy_overlapping(intervals, time_min, time_max)
+        ]
+        calendars[calendar_id] = {"busy": [{"start": iso_utc(s), "end": iso_utc(e)} for s, e in _merged(busy)]}
+    return Reply(
+        200,
+        {
+            "kind": "calendar#freeBusy",
+            "timeMin": iso_utc(time_min),
+            "timeMax": iso_utc(time_max),
+            "calendars": calendars,
+        },
+    )
+
+
 SEGMENT = r"([^/]+)"
 EVENTS = rf"/calendar/v3/calendars/{SEGMENT}/events"
 
@@ -222,4 +307,5 @@ GOOGLE_ROUTES = [
     ("PATCH", f"{EVENTS}/{SEGMENT}", "calendar", google_event_patch),
     ("PUT", f"{EVENTS}/{SEGMENT}", "calendar", google_event_update),
     ("DELETE", f"{EVENTS}/{SEGMENT}", "calendar", google_event_delete),
+    ("POST", "/calendar/v3/freeBusy", "calendar", google_freebusy_query),
 ]

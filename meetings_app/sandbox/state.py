@@ -101,6 +101,17 @@ class CalendarEvent:
     meeting_id: str | None = None  # the Feishu video meeting this event made, if any
 
 
+@dataclass(frozen=True)
+class BusyTime:
+    """A stretch a person is busy in their own calendar, set through POST /_sandbox/busy: their free/busy
+    answers it besides the events the sandbox holds."""
+
+    provider: str  # "feishu" | "google"
+    user: str  # Feishu: an open_id; Google: a calendar id (an email)
+    start: datetime
+    end: datetime
+
+
 @dataclass
 class IssuedToken:
     provider: str  # "feishu" | "zoom"
@@ -139,6 +150,21 @@ def parse_datetime(value: Any, zone_name: str | None = None) -> datetime | None:
             zone = UTC
         moment = moment.replace(tzinfo=zone)
     return moment
+
+
+def parse_rfc3339(value: Any) -> datetime | None:
+    """An aware datetime from RFC 3339 text, which must carry its offset (free/busy windows, /_sandbox/busy)."""
+    moment = parse_datetime(value)
+    if moment is None or not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is None:
+        return None
+    return moment
+
+
+def busy_overlapping(
+    intervals: list[tuple[datetime, datetime]], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The intervals that overlap [start, end), sorted."""
+    return sorted((first, last) for first, last in intervals if first < end and last > start)
 
 
 def unix_seconds(value: Any) -> int | None:
@@ -190,6 +216,7 @@ class SandboxState:
         self.feishu_event_keys: dict[tuple[str, str], str] = {}  # (calendar_id, idempotency_key) -> event_id
         # When each meeting really started and ended, by /_sandbox/meetings/{id}/start|end: {"started", "ended"}.
         self.meeting_runs: dict[tuple[str, str], dict[str, float]] = {}
+        self.busy: list[BusyTime] = []  # set through /_sandbox/busy
         self.requests = dict.fromkeys(COUNTED, 0)
         # What was injected, per provider: "failed" before applying, "answersLost" after applying.
         self.injected = {
@@ -236,6 +263,10 @@ class SandboxState:
             pending[operation] -= 1
             return True
         return self.random.random() < self.config.get(rate_key, 0.0)
+
+    def busy_set(self, provider: str, user: str) -> list[tuple[datetime, datetime]]:
+        """The busy times set through the control API for this person. Call with the lock held."""
+        return [(busy.start, busy.end) for busy in self.busy if busy.provider == provider and busy.user == user]
 
     def issue_token(self, provider: str, token: str) -> str:
         self.tokens[token] = IssuedToken(provider)

@@ -1,6 +1,7 @@
 """Demo people and balances, created once and found again on every later run (API.md "Demo data")."""
 
 import json
+from datetime import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -10,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from accounts_app.models import Role, User
 from accounts_app.services import operator_make, person_create
 from booking_project.demo import demo_only
+from calendar_app.services import working_hours_give
 from holds_app.selectors import balances_for_student
 from holds_app.services import entitlement_grant
 from sessions_app.types import SESSION_TYPES
@@ -21,6 +23,14 @@ MENTORS = [
     ("mentor.garcia", "Ana", "Garcia", "Europe/Madrid", "google"),
     ("mentor.chen", "Chen", "Jing", "Asia/Shanghai", "feishu"),
 ]
+# Each mentor's weekly hours, in the mentor's own time zone (Ana Garcia's is Madrid's: the offered times of a
+# counselor in Shanghai move by an hour when Spain changes its clocks).
+MORNING_AND_AFTERNOON = [(time(9), time(12)), (time(13), time(18))]
+WORKING_HOURS = {
+    "mentor.li": [(d, s, e) for d in range(5) for s, e in MORNING_AND_AFTERNOON],
+    "mentor.garcia": [(d, time(9), time(17)) for d in range(5)],
+    "mentor.chen": [(d, s, e) for d in range(5) for s, e in MORNING_AND_AFTERNOON] + [(5, time(10), time(14))],
+}
 STUDENTS = [
     ("student.zhang", "Zhang", "Min", "Asia/Shanghai", "feishu"),
     ("student.okafor", "Ada", "Okafor", "Europe/London", "google"),
@@ -44,6 +54,8 @@ class Command(BaseCommand):
             # notifications, look at everything), as a real operator would have. Made so again on every run.
             operator_make(user=_person("operator", Role.STAFF, "Ops", "Desk", "UTC", "google", password))
             mentors = [_person(u, Role.MENTOR, first, last, tz, cal, None) for u, first, last, tz, cal in MENTORS]
+            for mentor in mentors:
+                working_hours_give(mentor_id=mentor.id, weekly=WORKING_HOURS[mentor.username])
             students = [
                 _person(u, Role.STUDENT, first, last, tz, cal, None, counselor=counselor)
                 for u, first, last, tz, cal in STUDENTS
