@@ -7,7 +7,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.urls import NoReverseMatch, reverse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -17,21 +16,7 @@ from tests.browser.test_counselor_ui import badge_of, fill_booking, settled, sta
 from tests.conftest import BOOK_URL, api_client_for, booking_body
 from tests.stack import wait_for
 
-
-def _availability_merged() -> bool:
-    try:
-        reverse("availability")
-    except NoReverseMatch:
-        return False
-    return True
-
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not _availability_merged(), reason="the availability API is not merged yet"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ZONE = ZoneInfo(COUNSELOR_TIME_ZONE)
 SET_FIELD = "var f = arguments[0]; f.value = arguments[1]; f.dispatchEvent(new Event('input', {bubbles: true}));"
