@@ -194,6 +194,8 @@ def _ui_config(request: HttpRequest, *, counselor: User, people: list[User], ses
     people = [*people, *people_get_by_ids(ids=unknown).values()] if unknown else people
     return {
         "apiBase": "/api/counselor/sessions",
+        # The free starts for the chosen people, duration and day (API.md "Availability").
+        "availabilityUrl": "/api/counselor/availability",
         # A session is acted on by the counselor who booked it; one of a student assigned later is only read.
         "counselorId": str(counselor.id),
         "sessionPage": "/app/sessions/{id}/",

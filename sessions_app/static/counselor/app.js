@@ -118,6 +118,25 @@
     }).format(new Date(iso));
   }
 
+  function formatDay(iso) {
+    return new Intl.DateTimeFormat(locale, {
+      timeZone: ui.timeZone, weekday: "long", month: "long", day: "numeric",
+    }).format(new Date(iso));
+  }
+
+  function formatDayTime(iso) {
+    return new Intl.DateTimeFormat(locale, {
+      timeZone: ui.timeZone, weekday: "short", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).format(new Date(iso));
+  }
+
+  // Puts a start the server offered into a datetime-local field, as if picked there (listeners hear it).
+  function setStart(field, iso) {
+    field.value = isoToLocalInput(iso);
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
   function personName(id) {
     return ui.people[id] || gettext("someone");
   }
@@ -192,7 +211,34 @@
     if (top && general.length) {
       top.textContent = general.join(" ");
       top.hidden = false;
+      if (error.code === "SLOT_CONFLICT") offerSuggestions(form, top, (error.details || {}).suggestions);
     }
+  }
+
+  // A conflict's next free starts (same people, same duration) as buttons that fill the form's start, date
+  // included; the counselor still presses Book (or Save, or Retry) themselves.
+  function offerSuggestions(form, top, suggestions) {
+    var field = form.elements.start;
+    if (!field || !Array.isArray(suggestions) || !suggestions.length) return;
+    var day = (field.value || "").slice(0, 10);
+    var box = el("span", { class: "suggestions" }, [el("span", { text: gettext("Free nearby:") })]);
+    suggestions.forEach(function (suggestion) {
+      if (!suggestion || !suggestion.start) return;
+      var sameDay = isoToLocalInput(suggestion.start).slice(0, 10) === day;
+      var button = el("button", {
+        type: "button", class: "secondary suggestion", "data-start": suggestion.start, "aria-pressed": "false",
+        text: fill(gettext("Try %(time)s"), {
+          time: sameDay ? formatTime(suggestion.start) : formatDayTime(suggestion.start),
+        }),
+      });
+      button.addEventListener("click", function () {
+        setStart(field, suggestion.start);
+        box.querySelectorAll("button").forEach(function (b) { b.setAttribute("aria-pressed", String(b === button)); });
+      });
+      box.appendChild(button);
+    });
+    top.appendChild(document.createTextNode(" "));
+    top.appendChild(box);
   }
 
   function clearErrors(form) {
@@ -546,12 +592,137 @@
     bookForm.addEventListener("input", function () { idempotencyKey = newIdempotencyKey(); });
     syncType();
 
+    var chosenStudents = function () {
+      return Array.prototype.filter.call(studentSelect.options, function (o) { return o.selected && o.value; })
+        .map(function (o) { return o.value; });
+    };
+
+    // ---------- the chosen day's free times ----------
+
+    var freeBox = document.getElementById("free-times");
+    var freeAsked = null; // the last question asked; the same question is not asked again
+    var freeSeq = 0; // an answer to an older question never overwrites the current one
+    var freeTimer = null;
+
+    var todayInZone = function () {
+      var p = zoneParts(new Date());
+      return p.year + "-" + p.month + "-" + p.day;
+    };
+
+    var nextDay = function (day) {
+      var m = day.split("-");
+      return new Date(Date.UTC(+m[0], +m[1] - 1, +m[2] + 1)).toISOString().slice(0, 10);
+    };
+
+    // The day of the start field (today until one is picked), from its midnight to the next, in the
+    // counselor's time zone; null until the people and a bookable duration are chosen.
+    var freeQuestion = function () {
+      var type = ui.sessionTypes[typeSelect.value] || {};
+      var students = chosenStudents();
+      var mentor = bookForm.elements.mentor.value;
+      var duration = Number(bookForm.elements.duration.value);
+      if (!ui.availabilityUrl || !mentor || !students.length) return null;
+      if (!(duration >= 15 && duration <= 240 && duration % 1 === 0)) return null;
+      var picked = /^\d{4}-\d{2}-\d{2}/.exec(bookForm.elements.start.value || "");
+      var day = picked ? picked[0] : todayInZone();
+      var from = localInputToIso(day + "T00:00");
+      var params = new URLSearchParams({
+        mentorId: mentor, duration: String(duration), from: from, to: localInputToIso(nextDay(day) + "T00:00"),
+      });
+      if (type.several) params.set("studentIds", students.join(","));
+      else params.set("studentId", students[0]);
+      return { day: day, from: from, url: ui.availabilityUrl + "?" + params.toString() };
+    };
+
+    var showFree = function (question, state, answer) {
+      freeBox.hidden = false;
+      freeBox.dataset.state = state;
+      freeBox.dataset.day = question.day;
+      document.getElementById("free-times-title").textContent =
+        fill(gettext("Free times on %(day)s"), { day: formatDay(question.from) });
+      var note = document.getElementById("free-times-state");
+      var slots = document.getElementById("free-times-slots");
+      var calendars = document.getElementById("free-times-calendars");
+      slots.textContent = "";
+      note.className = state === "error" ? "hint error-note" : "hint";
+      note.textContent = {
+        loading: gettext("Looking for free times…"),
+        empty: gettext("No free time that day for everyone"),
+        error: gettext("Free times could not be loaded. You can still book any time."),
+      }[state] || "";
+      note.hidden = !note.textContent;
+      calendars.hidden = !(answer && answer.calendarsChecked && answer.calendarsChecked.length);
+      calendars.textContent = calendars.hidden ? "" : gettext("Checked the mentor's calendar");
+      ((answer && answer.slots) || []).forEach(function (slot) {
+        var button = el("button", {
+          type: "button", class: "secondary free-time", "data-start": slot.start, text: formatTime(slot.start),
+        });
+        button.addEventListener("click", function () {
+          clearErrors(bookForm);
+          setStart(bookForm.elements.start, slot.start);
+        });
+        slots.appendChild(button);
+      });
+      markChosenTime();
+    };
+
+    var markChosenTime = function () {
+      var value = bookForm.elements.start.value;
+      freeBox.querySelectorAll("button.free-time").forEach(function (b) {
+        b.setAttribute("aria-pressed", String(isoToLocalInput(b.dataset.start) === value));
+      });
+    };
+
+    var askFreeTimes = function (again) {
+      var question = freeQuestion();
+      if (!question) {
+        freeSeq += 1;
+        freeAsked = null;
+        freeBox.hidden = true;
+        return;
+      }
+      if (!again && question.url === freeAsked) return markChosenTime();
+      freeAsked = question.url;
+      var seq = (freeSeq += 1);
+      showFree(question, "loading");
+      api("GET", question.url).then(
+        function (answer) {
+          if (seq !== freeSeq) return;
+          showFree(question, answer.slots && answer.slots.length ? "ready" : "empty", answer);
+        },
+        function () {
+          if (seq !== freeSeq) return;
+          freeAsked = null; // the next change asks again
+          showFree(question, "error");
+        }
+      );
+    };
+
+    // Every keystroke or pick waits a moment, so a counselor choosing several things asks once; meanwhile the
+    // previous choice's times are no longer offered, nor its answer awaited.
+    var askFreeTimesSoon = function (again) {
+      clearTimeout(freeTimer);
+      var question = freeQuestion();
+      if (!question || (!again && question.url === freeAsked)) return askFreeTimes(false);
+      freeSeq += 1;
+      freeAsked = null;
+      showFree(question, "loading");
+      freeTimer = setTimeout(function () { askFreeTimes(true); }, 300);
+    };
+
+    if (freeBox) {
+      bookForm.addEventListener("input", function () { askFreeTimesSoon(false); });
+      bookForm.addEventListener("change", function () { askFreeTimesSoon(false); });
+      askFreeTimes(false);
+    } else {
+      askFreeTimesSoon = function () {};
+    }
+
     bookForm.addEventListener("submit", function (event) {
       event.preventDefault();
       clearErrors(bookForm);
       var type = ui.sessionTypes[typeSelect.value] || {};
-      var chosen = Array.prototype.filter.call(studentSelect.options, function (o) { return o.selected && o.value; })
-        .map(function (o) { return o.value; });
+      var chosen = chosenStudents();
       var body = {
         sessionType: typeSelect.value,
         mentorId: bookForm.elements.mentor.value,
@@ -578,11 +749,13 @@
           idempotencyKey = newIdempotencyKey();
           track(session);
           refreshList();
+          askFreeTimesSoon(true); // the time just booked is no longer free
         },
         function (error) {
           submit.disabled = false;
           if (error.code !== "NETWORK" && error.code !== "IDEMPOTENCY_KEY_IN_USE") idempotencyKey = newIdempotencyKey();
           showErrors(bookForm, error);
+          if (error.code === "SLOT_CONFLICT") askFreeTimesSoon(true);
         }
       );
     });
