@@ -6,6 +6,7 @@ added to a model is written here too. What this saves is the round trip and Djan
 any rule: constraints (the slots' exclusion constraint above all) are checked by PostgreSQL as always.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,31 +40,39 @@ def rows_insert(
     for that condition only.
     """
     model = type(rows[0])
-    meta = model._meta
-    fields = [f for f in meta.concrete_fields if not (f is meta.auto_field and rows[0].pk is None)]
-    columns = [f.column for f in fields]
+    fields, table, column_list, casts = _shape(model, rows[0].pk is None)
     extra = extra or {}
     params: list[Any] = []
-    tuples = []
     for index, row in enumerate(rows):
-        values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
-        params.extend(values)
+        params.extend([f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields])
         params.extend(column_values[index] for column_values in extra.values())
-        # Typed placeholders: in a SELECT the values' types cannot be taken from the target columns. A length
-        # is left out (varchar(16) -> varchar) so that a value too long is refused, not cut.
-        casts = [f"%s::{_cast_type(f)}" for f in fields] + ["%s::uuid" for _ in extra]
-        tuples.append(f"({', '.join(casts)})")
+    one_row = f"({', '.join([casts, *('%s::uuid' for _ in extra)])})"
     aliases = ", ".join([*(f"c{i}" for i in range(len(fields))), *extra])
     taken = dict(join[2]) if join else {}
-    selected = ", ".join(taken.get(column, f"v.c{i}") for i, column in enumerate(columns))
-    source = f"(VALUES {', '.join(tuples)}) AS v({aliases})"
+    selected = ", ".join(taken.get(f.column, f"v.c{i}") for i, f in enumerate(fields))
+    source = f"(VALUES {', '.join([one_row] * len(rows))}) AS v({aliases})"
     if join:
         source += f" JOIN {join[0]} ON {join[1]}"
     sql = (
-        f"{name} AS (INSERT INTO {_quote(meta.db_table)} ({', '.join(map(_quote, columns))}) "
+        f"{name} AS (INSERT INTO {table} ({column_list}) "
         f"SELECT {selected} FROM {source}{f' WHERE {where}' if where else ''} RETURNING 1)"
     )
     return Part(name=name, sql=sql, params=params)
+
+
+@functools.cache
+def _shape(model: type[Model], pk_generated: bool) -> tuple[list[Any], str, str, str]:
+    """The model's written fields (an auto-increment key left to the database), its table, its column list, and
+    one row's typed placeholders: in a SELECT the values' types cannot be taken from the target columns. A
+    length is left out (varchar(16) -> varchar) so that a value too long is refused, not cut."""
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not (f is meta.auto_field and pk_generated)]
+    return (
+        fields,
+        _quote(meta.db_table),
+        ", ".join(_quote(f.column) for f in fields),
+        ", ".join(f"%s::{_cast_type(f)}" for f in fields),
+    )
 
 
 def parts_run(parts: Sequence[Part], *, select: str, select_params: Sequence[Any] = ()) -> list[tuple]:
