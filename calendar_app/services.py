@@ -52,13 +52,29 @@ def slots_book(*, user_ids: Iterable[UUID], start: datetime, end: datetime, sess
     # A fixed order makes bookings that share people wait on each other less often; the deadlocks that
     # the exclusion check still allows are retried below.
     user_ids = sorted(user_ids)
-    during = DateTimeTZRange(start, end, "[)")
     return _exclusion_checked(
         lambda: CalendarSlot.objects.bulk_create(
-            [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in user_ids]
+            slots_new(user_ids=user_ids, start=start, end=end, session_type=session_type)
         ),
         conflicts=lambda: slots_conflicting(user_ids=user_ids, start=start, end=end),
     )
+
+
+def slots_new(*, user_ids: Iterable[UUID], start: datetime, end: datetime, session_type: str) -> list[CalendarSlot]:
+    """The unsaved slots `slots_book` writes, in its order, for a caller that writes them in a statement of
+    its own (booking_project.one_statement). That statement's failure is read with `slots_refusal`."""
+    during = DateTimeTZRange(start, end, "[)")
+    return [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in sorted(user_ids)]
+
+
+def slots_refusal(error: Exception) -> str | None:
+    """Why a write of slots failed: "overlap" (the no-overlap constraint refused it: a conflict), "deadlock"
+    (two overlapping writes at the same instant; writing again answers for real), or None (anything else)."""
+    if isinstance(error, IntegrityError) and _is_overlap_violation(error):
+        return "overlap"
+    if isinstance(error, OperationalError) and _sqlstate(error) == DEADLOCK_DETECTED:
+        return "deadlock"
+    return None
 
 
 def slots_move(*, slot_ids: Iterable[UUID], start: datetime, end: datetime) -> int:

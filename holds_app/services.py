@@ -4,11 +4,12 @@ import logging
 from collections.abc import Iterable
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts_app.models import User
 from booking_project.errors import ApplicationError, InsufficientBalance
+from booking_project.one_statement import Part, rows_insert
 from holds_app.models import SPENDING_HOLD_STATUSES, BalanceChange, Entitlement, Hold, HoldStatus
 
 logger = logging.getLogger(__name__)
@@ -35,13 +36,63 @@ def holds_take(*, session_id: UUID, student_ids: Iterable[UUID], session_type: s
         .values_list("id", "units_spent")
     )
     by_student = {student_id: (e_id, bought - spent[e_id]) for e_id, student_id, bought in locked}
-    for student_id in student_ids:
-        _, available = by_student.get(student_id, (None, 0))
-        if available < 1:
-            raise InsufficientBalance(
-                details={"studentId": str(student_id), "sessionType": session_type, "available": max(available, 0)}
-            )
+    holds_balance_check(available={s: by_student.get(s, (None, 0))[1] for s in student_ids}, session_type=session_type)
     return Hold.objects.bulk_create([Hold(entitlement_id=by_student[s][0], session_id=session_id) for s in student_ids])
+
+
+def holds_balance_check(*, available: dict[UUID, int], session_type: str) -> None:
+    """The rule of holding: every student needs a free unit. `available` = free units by student (0 for a
+    student with no entitlement), in the order the students are checked. Raises InsufficientBalance naming
+    the first short one."""
+    for student_id, units in available.items():
+        if units < 1:
+            raise InsufficientBalance(
+                details={"studentId": str(student_id), "sessionType": session_type, "available": max(units, 0)}
+            )
+
+
+def entitlements_lock(*, student_ids: Iterable[UUID], session_type: str) -> None:
+    """Lock the students' entitlements of the type until the caller's transaction ends (in id order, so two
+    bookings sharing students never deadlock), before a later statement counts their free units: a booking
+    that held a unit and committed meanwhile is then counted. One query."""
+    list(
+        Entitlement.objects.select_for_update()
+        .filter(student_id__in=sorted(set(student_ids)), session_type=session_type)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def holds_take_parts(*, session_id: UUID, student_ids: Iterable[UUID], session_type: str) -> tuple[list[Part], str]:
+    """holds_take as parts of one statement (booking_project.one_statement), to follow `entitlements_lock` in
+    the same transaction: `balance` (student_id, entitlement_id, available: free units, 0 without an
+    entitlement, students in id order) and `holds`, one unit held for each student, written only if every
+    student has one. Returns the parts and that condition, for the statement's other writes to share: when it
+    is false nothing is written, and the caller raises with `holds_balance_check` on `balance`'s rows."""
+    student_ids = sorted(set(student_ids))
+    hold, entitlement = _quote(Hold._meta.db_table), _quote(Entitlement._meta.db_table)
+    balance = Part(
+        "balance",
+        f"balance AS (SELECT s.student_id, e.id AS entitlement_id, COALESCE(e.units_bought - ("
+        f"SELECT count(*) FROM {hold} h WHERE h.entitlement_id = e.id AND h.status = ANY(%s)), 0) AS available "
+        f"FROM unnest(%s::uuid[]) WITH ORDINALITY AS s(student_id, n) "
+        f"LEFT JOIN {entitlement} e ON e.student_id = s.student_id AND e.session_type = %s ORDER BY s.n)",
+        [[str(s) for s in SPENDING_HOLD_STATUSES], student_ids, session_type],
+    )
+    units_free = Part("units_free", "units_free AS (SELECT bool_and(available >= 1) AS ok FROM balance)")
+    guard = "(SELECT ok FROM units_free)"
+    holds = rows_insert(
+        "holds",
+        [Hold(entitlement_id=None, session_id=session_id) for _ in student_ids],
+        where=guard,
+        join=("balance b", "b.student_id = v.student_id", {"entitlement_id": "b.entitlement_id"}),
+        extra={"student_id": student_ids},
+    )
+    return [balance, units_free, holds], guard
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
 def holds_release(*, session_id: UUID) -> int:

@@ -16,7 +16,22 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    return AuditEntry.objects.create(
+    entry = audit_entry_new(session_id=session_id, action=action, actor=actor, via=via, before=before, after=after)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_entry_new(
+    *,
+    session_id: UUID,
+    action: str,
+    actor: User | None,
+    via: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """The unsaved row `audit_record` writes, for an action written in one statement."""
+    return AuditEntry(
         session_id=session_id, action=action, actor=actor, via=via, before=before or {}, after=after or {}
     )
 

@@ -80,7 +80,13 @@ def idempotency_claim(*, counselor_id: UUID, request: IdempotentRequest) -> Idem
 
 
 def idempotency_remember(*, counselor_id: UUID, request: IdempotentRequest, session: Session) -> None:
-    IdempotencyRecord.objects.create(
+    idempotency_record_new(counselor_id=counselor_id, request=request, session=session).save(force_insert=True)
+
+
+def idempotency_record_new(*, counselor_id: UUID, request: IdempotentRequest, session: Session) -> IdempotencyRecord:
+    """The unsaved record `idempotency_remember` writes (the answer rendered now), for a booking written in one
+    statement."""
+    return IdempotencyRecord(
         counselor_id=counselor_id,
         key=request.key,
         request_fingerprint=request.fingerprint,

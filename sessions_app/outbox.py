@@ -23,12 +23,24 @@ def outbox_event_add(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
     """Record an event of a registered type. Call inside the transaction whose outcome it announces; the
     event is published once that transaction commits (and never if it rolls back). What the event's type
     records besides (`@records`: the delivery rows of its notifications) is written here, in that transaction."""
-    event_type = event_type_get(type)
-    event = OutboxEvent.objects.create(type=type, version=event_type.version, payload=payload)
-    for recorder in event_type.recorders:
+    event = outbox_event_new(type=type, payload=payload)
+    event.save(force_insert=True)
+    outbox_event_recorded(event)
+    return event
+
+
+def outbox_event_new(*, type: str, payload: dict[str, Any]) -> OutboxEvent:
+    """The unsaved row of an event of a registered type, for a caller that writes it in a statement of its own
+    (booking_project.one_statement); once written, call `outbox_event_recorded` in the same transaction."""
+    return OutboxEvent(type=type, version=event_type_get(type).version, payload=payload)
+
+
+def outbox_event_recorded(event: OutboxEvent) -> None:
+    """What follows writing an event's row, in its transaction: its type's recorders, and its publication
+    once the transaction commits."""
+    for recorder in event_type_get(event.type).recorders:
         recorder(event)
     transaction.on_commit(partial(_publish_after_commit, event=event), robust=True)
-    return event
 
 
 def _publish_after_commit(*, event: OutboxEvent) -> None:

@@ -100,7 +100,14 @@ class _CreatePlan:
 
 def saga_start(*, session: Session, event: OutboxEvent) -> MeetingSaga:
     """The saga row of a newly booked session. Call in the booking transaction."""
-    return MeetingSaga.objects.create(session=session, event_id=event.id)
+    saga = saga_new(session=session, event=event)
+    saga.save(force_insert=True)
+    return saga
+
+
+def saga_new(*, session: Session, event: OutboxEvent) -> MeetingSaga:
+    """The unsaved saga row of a newly booked session, for a booking written in one statement."""
+    return MeetingSaga(session=session, event_id=event.id)
 
 
 def saga_restart(*, session_id: UUID, event_id: UUID) -> None:

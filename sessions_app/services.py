@@ -11,22 +11,37 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from accounts_app.models import Role, User
 from accounts_app.selectors import people_get_by_ids
 from booking_project.errors import ApplicationError, InvalidState, NotFound, SlotConflict
+from booking_project.one_statement import Part, parts_run, rows_insert, rows_saved
 from calendar_app.models import CalendarSlot
-from calendar_app.services import slots_book, slots_cancel, slots_move
-from holds_app.services import holds_release, holds_take
+from calendar_app.services import (
+    SLOT_INSERT_ATTEMPTS,
+    slots_book,
+    slots_cancel,
+    slots_conflicting,
+    slots_move,
+    slots_new,
+    slots_refusal,
+)
+from holds_app.services import (
+    entitlements_lock,
+    holds_balance_check,
+    holds_release,
+    holds_take,
+    holds_take_parts,
+)
 from meetings_app.providers.feishu import RESERVE_MAX_DAYS_AHEAD as FEISHU_RESERVE_MAX_DAYS_AHEAD
-from sessions_app.audit import audit_change, audit_record, audit_state
+from sessions_app.audit import audit_change, audit_entry_new, audit_state
 from sessions_app.availability import availability_suggestions
 from sessions_app.idempotency import (
     IdempotentRequest,
     idempotency_claim,
-    idempotency_remember,
+    idempotency_record_new,
 )
 from sessions_app.life import session_finish
 from sessions_app.meeting_operations import meeting_operation_start
@@ -37,10 +52,10 @@ from sessions_app.models import (
     SessionStatus,
     SessionStudent,
 )
-from sessions_app.outbox import outbox_event_add
+from sessions_app.outbox import outbox_event_add, outbox_event_new, outbox_event_recorded
 from sessions_app.payloads import session_created_payload
 from sessions_app.rules import booking_horizon_end, provider_latest_end
-from sessions_app.saga import saga_restart, saga_start
+from sessions_app.saga import saga_new, saga_restart
 from sessions_app.transitions import session_transition
 from sessions_app.types import SessionType, session_type_get
 
@@ -162,65 +177,143 @@ def session_book(
     topic = topic or session_type.default_topic
 
     search = {"mentor_id": mentor_id, "student_ids": student_ids, "start": start, "duration_minutes": duration_minutes}
-    with (
-        _conflict_suggestions(reader=counselor, meeting_provider=meeting_provider, **search),
-        transaction.atomic(durable=True),
-    ):
-        if idempotency is not None:
-            record = idempotency_claim(counselor_id=counselor.id, request=idempotency)
-            if record is not None:
-                return BookingOutcome(session=record.session, replayed_response=record.response_body)
-
-        people = people_get_by_ids(ids=[mentor_id, *student_ids])
-        _participants_check(counselor=counselor, people=people, mentor_id=mentor_id, student_ids=student_ids)
-
-        session_id = uuid.uuid4()
-        slots = _hold_and_slots_take(
-            session_id=session_id,
-            session_type=session_type,
-            mentor_id=mentor_id,
-            student_ids=student_ids,
-            start=start,
-            end=end,
-        )
-        session = Session.objects.create(
-            id=session_id,
-            session_type=session_type.name,
-            status=SessionStatus.PENDING_MEETING,
-            counselor=counselor,
-            mentor_id=mentor_id,
-            scheduled_at=start,
-            duration_minutes=duration_minutes,
-            meeting_provider=meeting_provider,
-            topic=topic,
-            slot_ids=[slot.id for slot in slots],
-        )
-        SessionStudent.objects.bulk_create(
-            [SessionStudent(session=session, student_id=s, position=i) for i, s in enumerate(student_ids)]
-        )
-        session.student_ids = list(student_ids)
-        event = outbox_event_add(type=session_type.created_event, payload=session_created_payload(session))
-        saga_start(session=session, event=event)
-        audit_record(
-            session_id=session.id,
-            action=AuditAction.BOOKED,
-            actor=counselor,
-            via=via,
-            after={**audit_state(session), "mentorId": str(mentor_id), "studentIds": [str(s) for s in student_ids]},
-        )
-        if idempotency is not None:
-            idempotency_remember(counselor_id=counselor.id, request=idempotency, session=session)
-
+    booking = _Booking(
+        counselor=counselor,
+        session_type=session_type,
+        student_ids=list(student_ids),
+        mentor_id=mentor_id,
+        start=start,
+        end=end,
+        duration_minutes=duration_minutes,
+        meeting_provider=meeting_provider,
+        topic=topic,
+        idempotency=idempotency,
+        via=via,
+    )
+    with _conflict_suggestions(reader=counselor, meeting_provider=meeting_provider, **search):
+        outcome = _booking_made(booking)
+    if outcome.replayed_response is not None:
+        return outcome
+    session = outcome.session
     logger.info(
         "session.booked",
         extra={
             "sessionId": str(session.id),
-            "eventId": str(event.id),
+            "eventId": str(session.saga.event_id),
             "sessionType": session.session_type,
             "provider": meeting_provider,
             "durationMs": round((time.perf_counter() - started) * 1000, 2),
         },
     )
+    return BookingOutcome(session=session)
+
+
+@dataclass(frozen=True)
+class _Booking:
+    counselor: User
+    session_type: SessionType
+    student_ids: list[UUID]
+    mentor_id: UUID
+    start: datetime
+    end: datetime
+    duration_minutes: int
+    meeting_provider: str
+    topic: str
+    idempotency: IdempotentRequest | None
+    via: str
+
+
+def _booking_made(booking: _Booking) -> BookingOutcome:
+    """The booking's transaction, tried again when PostgreSQL broke a deadlock between two overlapping bookings
+    by aborting this one (writing again then answers for real: a conflict if the other committed). A slot
+    conflict is read once the transaction has rolled back (what stands in the way, committed)."""
+    for attempt in range(1, SLOT_INSERT_ATTEMPTS + 1):
+        try:
+            return _booking_write(booking)
+        except (IntegrityError, OperationalError) as error:
+            refusal = slots_refusal(error)
+            if refusal is None:
+                raise
+            if refusal == "deadlock" and attempt < SLOT_INSERT_ATTEMPTS:
+                continue
+            conflicts = slots_conflicting(
+                user_ids=[booking.mentor_id, *booking.student_ids], start=booking.start, end=booking.end
+            )
+            raise SlotConflict(details={"conflicts": conflicts}) from None
+    raise AssertionError("unreachable")
+
+
+def _booking_write(booking: _Booking) -> BookingOutcome:
+    """One try at the booking's transaction: the idempotency key, the people (the rules), then every row of
+    the booking in one statement (booking_project.one_statement). Billable types first lock the students'
+    entitlements, so that the statement counts their free units after any booking that held one committed.
+
+    Rows and order as `slots_book`, `holds_take`, `outbox_event_add`, `saga_start`, `audit_record` and
+    `idempotency_remember` write them one by one (session_retry still does): the same columns and values."""
+    counselor, session_type, student_ids = booking.counselor, booking.session_type, booking.student_ids
+    with transaction.atomic(durable=True):
+        if booking.idempotency is not None:
+            record = idempotency_claim(counselor_id=counselor.id, request=booking.idempotency)
+            if record is not None:
+                return BookingOutcome(session=record.session, replayed_response=record.response_body)
+
+        people = people_get_by_ids(ids=[booking.mentor_id, *student_ids])
+        _participants_check(counselor=counselor, people=people, mentor_id=booking.mentor_id, student_ids=student_ids)
+
+        session_id = uuid.uuid4()
+        parts: list[Part] = []
+        guard = None
+        if session_type.billable:
+            entitlements_lock(student_ids=student_ids, session_type=session_type.name)
+            parts, guard = holds_take_parts(
+                session_id=session_id, student_ids=student_ids, session_type=session_type.name
+            )
+        slots = slots_new(
+            user_ids=[booking.mentor_id, *student_ids],
+            start=booking.start,
+            end=booking.end,
+            session_type=session_type.name,
+        )
+        session = Session(
+            id=session_id,
+            session_type=session_type.name,
+            status=SessionStatus.PENDING_MEETING,
+            counselor=counselor,
+            mentor_id=booking.mentor_id,
+            scheduled_at=booking.start,
+            duration_minutes=booking.duration_minutes,
+            meeting_provider=booking.meeting_provider,
+            topic=booking.topic,
+            slot_ids=[slot.id for slot in slots],
+        )
+        session.student_ids = list(student_ids)
+        students = [SessionStudent(session=session, student_id=s, position=i) for i, s in enumerate(student_ids)]
+        event = outbox_event_new(type=session_type.created_event, payload=session_created_payload(session))
+        saga = saga_new(session=session, event=event)
+        audit = audit_entry_new(
+            session_id=session.id,
+            action=AuditAction.BOOKED,
+            actor=counselor,
+            via=booking.via,
+            after={
+                **audit_state(session),
+                "mentorId": str(booking.mentor_id),
+                "studentIds": [str(s) for s in student_ids],
+            },
+        )
+        rows: list[list[Any]] = [slots, [session], students, [event], [saga], [audit]]
+        if booking.idempotency is not None:
+            rows.append(
+                [idempotency_record_new(counselor_id=counselor.id, request=booking.idempotency, session=session)]
+            )
+        parts += [rows_insert(f"w{i}", each, where=guard) for i, each in enumerate(rows)]
+        balance = parts_run(parts, select="SELECT student_id, available FROM balance" if guard else "SELECT 1")
+        if guard is not None:
+            # Nothing was written when a student had no free unit: the rule says which one.
+            holds_balance_check(available=dict(sorted(balance)), session_type=session_type.name)
+        for each in rows:
+            rows_saved(each)
+        outbox_event_recorded(event)
     return BookingOutcome(session=session)
 
 
