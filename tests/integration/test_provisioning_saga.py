@@ -256,7 +256,8 @@ def test_a_lost_message_cannot_strand_a_session(people, sandbox, stack):
     stack.stop("worker")
     booked = book(people)
     event = OutboxEvent.objects.get(type__endswith=".session.created", payload__sessionId=booked["sessionId"])
-    assert event.published_at is not None  # published, so the relay will not send it again
+    # published, so the relay marks it (from the broker's record) and will not send it again
+    wait_for(lambda: OutboxEvent.objects.filter(id=event.id, published_at__isnull=False).exists(), what="the mark")
     redis.Redis.from_url(stack.redis_url).delete("celery")  # ... and the message is lost
     stack.start_worker()
 
