@@ -2,8 +2,10 @@
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -42,6 +44,45 @@ def session_get_for_viewer(*, viewer: User, session_id: UUID) -> Session:
     if session is None:
         raise NotFound("No such session.")
     return session
+
+
+# What the lean read answers from (session_poll_for_viewer): the session's columns, its meeting's, the saga's flag.
+SESSION_POLL_FIELDS = (
+    "id",
+    "session_type",
+    "status",
+    "mentor_id",
+    "counselor_id",
+    "scheduled_at",
+    "duration_minutes",
+    "meeting_provider",
+    "topic",
+    "meeting_id",
+    "meeting__meeting_no",
+    "meeting__join_url",
+    "saga__requires_manual_intervention",
+    "failure_reason",
+    "started_at",
+    "ended_at",
+)
+
+
+def session_poll_for_viewer(*, viewer: User, session_id: UUID) -> dict[str, Any]:
+    """The session as the counselor page polls it, in one query: its columns (SESSION_POLL_FIELDS) and
+    `student_ids` in booking order, with the visibility of sessions_visible_to. NotFound as session_get_for_viewer."""
+    students = ArraySubquery(
+        SessionStudent.objects.filter(session=OuterRef("pk")).order_by("position").values("student_id")
+    )
+    sessions = Session.objects.all()
+    if not _sees_everything(viewer):
+        if viewer.role != Role.COUNSELOR:
+            raise NotFound("No such session.")
+        own_student = SessionStudent.objects.filter(session=OuterRef("pk"), student__profile__counselor=viewer)
+        sessions = sessions.filter(Q(counselor=viewer) | Exists(own_student))
+    row = sessions.filter(id=session_id).values(*SESSION_POLL_FIELDS, student_ids=students).first()
+    if row is None:
+        raise NotFound("No such session.")
+    return row
 
 
 def session_get_for_actor(*, actor: User, session_id: UUID) -> Session:
