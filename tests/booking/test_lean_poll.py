@@ -32,7 +32,10 @@ def sessions_of_every_kind(counselor) -> list[Session]:
     ]
     made.append(
         scheduled_session(
-            counselor=counselor, status=SessionStatus.COMPLETED, started_at=started, ended_at=started + timedelta(hours=1)
+            counselor=counselor,
+            status=SessionStatus.COMPLETED,
+            started_at=started,
+            ended_at=started + timedelta(hours=1),
         )
     )
     # a cancelled and a failed session keep their meeting's row, but never show it
