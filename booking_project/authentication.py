@@ -88,12 +88,21 @@ class RememberingTokenAuthentication(TokenAuthentication):
 
 
 def _fresh_copy(token: Token) -> Token:
-    # A model's copy has its own related-object cache (Model.__getstate__), so nothing one request loads onto
-    # its user or token is seen by another.
-    user = copy.copy(token.user)
-    token = copy.copy(token)
+    """The token and its user, copied so that nothing one request loads onto them is seen by another."""
+    user = _model_copy(token.user)
+    token = _model_copy(token)
     token.user = user
     return token
+
+
+def _model_copy(instance):
+    # What Model.__getstate__ does for copy.copy (its own state, an empty related-object cache), without the
+    # pickling protocol's detour.
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__ = instance.__dict__.copy()
+    clone._state = copy.copy(instance._state)
+    clone._state.fields_cache = {}
+    return clone
 
 
 def _token_deleted(sender, instance: Token, **kwargs) -> None:
