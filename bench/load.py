@@ -1,7 +1,8 @@
 """A lean HTTP/1.1 load generator on asyncio streams (keep-alive, one connection per client): it shares the two
 cores with the system it measures, so it spends as little CPU per request as it can.
 
-Closed loop (`closed_loop`): `concurrency` clients, each sends its next booking when the previous one answered.
+Closed loop (`closed_loop`): `concurrency` clients, each sends its next booking when the previous one answered
+(`closed_loop_reads`: the same with GETs, for the poll).
 Open loop (`open_loop`): bookings start on a fixed schedule (`rate` per second) whatever the answers do.
 """
 
@@ -39,15 +40,22 @@ class Connection:
         self.reader = self.writer = None
 
     async def post(self, path: str, body: dict) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         payload = json.dumps(body).encode()
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Token {self.token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
+        return await self._exchange(head + payload)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        head = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Token {self.token}\r\n\r\n"
+        return await self._exchange(head.encode())
+
+    async def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         try:
-            self.writer.write(head + payload)
+            self.writer.write(request)
             status_line = await self.reader.readline()
             if not status_line:
                 raise ConnectionError("the server closed the connection")
@@ -90,6 +98,37 @@ async def _book(connection: Connection, body: dict, result: Result) -> None:
         result.booked.append((json.loads(answer)["sessionId"], time.time()))
     elif len(result.errors) < 5:
         result.errors.append(f"{status}: {answer[:200].decode(errors='replace')}")
+
+
+async def _read(connection: Connection, path: str, result: Result) -> None:
+    started = time.perf_counter()
+    try:
+        status, answer = await connection.get(path)
+    except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as error:
+        result.errors.append(type(error).__name__)
+        return
+    result.latencies_ms.append((time.perf_counter() - started) * 1000)
+    # A read answers 200; counted under 201 so that `failed` means the same for both kinds of phase.
+    result.statuses[201 if status == 200 else status] = result.statuses.get(201 if status == 200 else status, 0) + 1
+    if status != 200 and len(result.errors) < 5:
+        result.errors.append(f"{status}: {answer[:200].decode(errors='replace')}")
+
+
+async def _closed_loop_reads(url, token, next_path, concurrency, seconds, warmup) -> Result:
+    result, scratch = Result(), Result()
+    connections = [Connection(url, token) for _ in range(concurrency)]
+    measuring_from = time.perf_counter() + warmup
+    stop_at = measuring_from + seconds
+
+    async def client(connection: Connection) -> None:
+        while (now := time.perf_counter()) < stop_at:
+            await _read(connection, next_path(), result if now >= measuring_from else scratch)
+
+    await asyncio.gather(*(client(c) for c in connections))
+    result.wall_seconds = seconds
+    for connection in connections:
+        await connection.close()
+    return result
 
 
 async def _closed_loop(url, token, next_body, concurrency, seconds, warmup) -> Result:
@@ -141,6 +180,13 @@ def closed_loop(
     *, url: str, token: str, next_body: Callable[[], dict], concurrency: int, seconds: float, warmup: float = 1.0
 ) -> Result:
     return asyncio.run(_closed_loop(url, token, next_body, concurrency, seconds, warmup))
+
+
+def closed_loop_reads(
+    *, url: str, token: str, next_path: Callable[[], str], concurrency: int, seconds: float, warmup: float = 1.0
+) -> Result:
+    """The closed loop of GETs: `concurrency` clients, each reads `next_path()` when its previous read answered."""
+    return asyncio.run(_closed_loop_reads(url, token, next_path, concurrency, seconds, warmup))
 
 
 def open_loop(

@@ -16,7 +16,11 @@ Phases, in this order:
 1b. availability: the cost of one 14-day availability request (queries, median ms), in process;
 4. booking API at concurrency 1, 16 and 64, with the worker and beat stopped: the API is measured on its
    own (phases 2 and 3 measure the saga), and the sagas of thousands of bookings do not pile up in front of
-   nothing.
+   nothing;
+5. poll: GET /api/counselor/sessions/{id} (the read the counselor page makes every 2 s) at concurrency 1 and
+   16, over the sessions phase 4 booked.
+Each API phase prints the CPU per request of the web processes (gunicorn) and of PostgreSQL's backends, and the
+table ends with issue 17's goals, each a ratio of two figures of this run, met or missed.
 """
 
 import argparse
@@ -37,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+# The poll reads the sessions the booking API phases made (the last ones, round robin).
+POLLED_SESSIONS = 500
+
 TARGETS = {
     "api_c16_share_of_floor": 0.25,
     "api_c16_p99_ms": 150.0,
@@ -52,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--api-seconds", type=float, help="measured seconds per API concurrency (default 15)")
     parser.add_argument("--floor-seconds", type=float, help="pgbench seconds per concurrency (default 10)")
     parser.add_argument("--concurrency", default="1,16,64", help="API and floor concurrencies (default 1,16,64)")
+    parser.add_argument("--poll-concurrency", default="1,16", help="poll phase concurrencies (default 1,16)")
     parser.add_argument("--rate", type=float, default=20.0, help="bookings per second in phases 2-3 (default 20)")
     parser.add_argument("--provision-seconds", type=float, help="seconds of bookings in phases 2-3 (default 60)")
     parser.add_argument("--latency-ms", type=float, default=5000, help="sandbox latency in phases 2-3 (5000)")
@@ -60,7 +68,7 @@ def parse_args() -> argparse.Namespace:
         "--unknown-rate", type=float, default=0.1, help="creates whose answer is lost in phase 3b (0.1)"
     )
     parser.add_argument(
-        "--skip", default="", help="phases to leave out: floor,availability,provisioning,fault,unknown,api"
+        "--skip", default="", help="phases to leave out: floor,availability,provisioning,fault,unknown,api,poll"
     )
     parser.add_argument("--pairs", type=int, default=256, help="mentor/student pairs seeded (default 256)")
     parser.add_argument("--json", type=Path, help="where to write the JSON (default var/bench/<time>.json)")
@@ -74,6 +82,7 @@ def parse_args() -> argparse.Namespace:
     args.floor_seconds = args.floor_seconds or (3.0 if quick else 10.0)
     args.provision_seconds = args.provision_seconds or (15.0 if quick else 60.0)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.poll_concurrency = [int(c) for c in args.poll_concurrency.split(",")]
     args.skip = set(filter(None, args.skip.split(",")))
     return args
 
@@ -142,6 +151,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         "procfile": {},
         "floor": {},
         "api": {},
+        "poll": {},
     }
     report["settings"]["skip"] = sorted(args.skip)
     try:
@@ -198,9 +208,14 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
         if "api" not in args.skip:
             stack.stop("beat", "worker", "notifier")
             stack.redis().flushdb()  # the API phases' sagas are not provisioned (see the docstring)
+            booked: list[str] = []
             for concurrency in args.concurrency:
                 say(f"booking API at concurrency {concurrency} for {args.api_seconds:g} s")
-                report["api"][str(concurrency)] = _api(args, stack, seed, plan, concurrency)
+                report["api"][str(concurrency)] = _api(args, stack, seed, plan, concurrency, booked)
+            if "poll" not in args.skip and booked:
+                for concurrency in args.poll_concurrency:
+                    say(f"poll (GET a session) at concurrency {concurrency} for {args.api_seconds:g} s")
+                    report["poll"][str(concurrency)] = _poll(args, stack, seed, booked[-POLLED_SESSIONS:], concurrency)
         report["metricsSample"] = _metrics_sample(stack)
     finally:
         say("stopping everything the bench started")
@@ -214,6 +229,7 @@ def main() -> int:  # noqa: PLR0915 - one script, read top to bottom
                 admin.execute(f'DROP DATABASE IF EXISTS "{db_name}_floor" WITH (FORCE)')
     report["loadAfter"] = load_average()
     report["targets"] = _targets(report)
+    report["goals"] = _goals(report)
     print(_table(report))
     path = args.json or ROOT / "var" / "bench" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -332,21 +348,53 @@ def _floor(args, server, db_name, seed, capture_pair, captured, first) -> dict:
     return results
 
 
-def _api(args, stack, seed, plan, concurrency) -> dict:
+def _api(args, stack, seed, plan, concurrency, booked: list[str]) -> dict:
+    """The booking API in a closed loop at `concurrency`; the sessions it booked are added to `booked`."""
     from load import closed_loop
+
+    result, measured = _measured(
+        stack,
+        lambda: closed_loop(
+            url=stack.web_url, token=seed.token, next_body=plan.body, concurrency=concurrency, seconds=args.api_seconds
+        ),
+    )
+    booked.extend(session_id for session_id, _ in result.booked)
+    return measured
+
+
+def _poll(args, stack, seed, session_ids: list[str], concurrency) -> dict:
+    """GET /api/counselor/sessions/{id} (the counselor page's poll) in a closed loop at `concurrency`, over the
+    sessions the booking phases made."""
+    from load import closed_loop_reads
+
+    ids = itertools.cycle(session_ids)
+    _, measured = _measured(
+        stack,
+        lambda: closed_loop_reads(
+            url=stack.web_url,
+            token=seed.token,
+            next_path=lambda: f"/api/counselor/sessions/{next(ids)}",
+            concurrency=concurrency,
+            seconds=args.api_seconds,
+        ),
+    )
+    return measured
+
+
+def _measured(stack, run) -> tuple:
+    """Run a closed loop and measure it: throughput, latency, errors, and the CPU the web processes (gunicorn)
+    and the database's backends spent per request."""
     from stack import database_cpu_seconds
 
     web, db = stack.cpu_seconds("web"), database_cpu_seconds(stack.env["DATABASE_URL"].rsplit("/", 1)[1])
     started = time.perf_counter()
-    result = closed_loop(
-        url=stack.web_url, token=seed.token, next_body=plan.body, concurrency=concurrency, seconds=args.api_seconds
-    )
+    result = run()
     wall = time.perf_counter() - started
     web = stack.cpu_seconds("web") - web
     db = database_cpu_seconds(stack.env["DATABASE_URL"].rsplit("/", 1)[1]) - db
-    answered = result.count * wall / result.wall_seconds  # the warm-up's requests used CPU too
+    answered = max(1.0, result.count * wall / result.wall_seconds)  # the warm-up's requests used CPU too
     lat = result.latencies_ms
-    return {
+    return result, {
         "requests": result.count,
         "throughput": round(result.count / result.wall_seconds, 1),
         "p50Ms": _r(pct(lat, 50)),
@@ -355,6 +403,7 @@ def _api(args, stack, seed, plan, concurrency) -> dict:
         "errors": result.failed,
         "statuses": {str(k): v for k, v in result.statuses.items()},
         "errorSamples": result.errors[:5],
+        # "PerBooking" kept for the JSON of earlier runs; for the poll phase it is per read
         "webCpuMsPerBooking": round(web / answered * 1000, 2),
         "webCoresUsed": round(web / wall, 2),
         "dbCpuMsPerBooking": round(db / answered * 1000, 2),
@@ -576,6 +625,31 @@ def _targets(report: dict) -> dict:
     }
 
 
+def _goals(report: dict) -> dict:
+    """Issue 17's goals: each a ratio of two figures measured in this run (hosts differ, ratios less so)."""
+    api, floor, poll = report.get("api", {}), report.get("floor", {}), report.get("poll", {})
+    c16, c1, poll16 = api.get("16", {}), api.get("1", {}), poll.get("16", {})
+    floor16 = floor.get("16", {}).get("tps")
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    def goal(value, target, *, at_most: bool) -> dict:
+        met = None if value is None else (value <= target if at_most else value >= target)
+        return {"value": None if value is None else round(value, 3), "target": target, "met": met}
+
+    return {
+        "booking c=16 / floor c=16 >= 0.25": goal(ratio(c16.get("throughput"), floor16), 0.25, at_most=False),
+        "web CPU / PostgreSQL CPU per booking (c=16) <= 2": goal(
+            ratio(c16.get("webCpuMsPerBooking"), c16.get("dbCpuMsPerBooking")), 2.0, at_most=True
+        ),
+        "poll c=16 / booking c=16 >= 4": goal(
+            ratio(poll16.get("throughput"), c16.get("throughput")), 4.0, at_most=False
+        ),
+        "booking c=16 p99 / c=1 p50 <= 8": goal(ratio(c16.get("p99Ms"), c1.get("p50Ms")), 8.0, at_most=True),
+    }
+
+
 def _table(report: dict) -> str:
     lines = []
     floor, api = report.get("floor", {}), report.get("api", {})
@@ -589,6 +663,11 @@ def _table(report: dict) -> str:
         lines.append(f"{'booking API c=' + c:<26}{a['throughput']:>13.1f}{ratio:>9}{_f(a['p50Ms'])}{_f(a['p95Ms'])}"
                      f"{_f(a['p99Ms'])}  {a['errors']}")  # fmt: skip
         lines.append(f"    CPU per booking: web {a['webCpuMsPerBooking']} ms ({a['webCoresUsed']} cores busy), "
+                     f"PostgreSQL {a['dbCpuMsPerBooking']} ms")  # fmt: skip
+    for c, a in report.get("poll", {}).items():
+        lines.append(f"{'poll GET session c=' + c:<26}{a['throughput']:>13.1f}{'-':>9}{_f(a['p50Ms'])}{_f(a['p95Ms'])}"
+                     f"{_f(a['p99Ms'])}  {a['errors']}")  # fmt: skip
+        lines.append(f"    CPU per read: web {a['webCpuMsPerBooking']} ms ({a['webCoresUsed']} cores busy), "
                      f"PostgreSQL {a['dbCpuMsPerBooking']} ms")  # fmt: skip
     if report.get("availability"):
         a = report["availability"]
@@ -616,6 +695,10 @@ def _table(report: dict) -> str:
     lines.append("")
     lines.append("targets:")
     for name, t in report["targets"].items():
+        verdict = "n/a" if t["met"] is None else ("MET" if t["met"] else "MISSED")
+        lines.append(f"  {verdict:<7} {name}  (got {t['value']})")
+    lines.append("goals (issue 17, ratios of this run):")
+    for name, t in report.get("goals", {}).items():
         verdict = "n/a" if t["met"] is None else ("MET" if t["met"] else "MISSED")
         lines.append(f"  {verdict:<7} {name}  (got {t['value']})")
     lines.append(f"load average before {report['machine']['loadBefore']}, after {report['loadAfter']} "

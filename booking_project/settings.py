@@ -267,8 +267,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first: an anonymous request then answers 401 with WWW-Authenticate, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        # Token first: an anonymous request then answers 401 with WWW-Authenticate, not 403. DRF's, with the
+        # token's lookup remembered for TOKEN_AUTH_CACHE_SECONDS in each process (booking_project/authentication.py).
+        "booking_project.authentication.RememberingTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -278,6 +279,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "booking_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# How long a process remembers a token it found (and its user): a deleted token or a deactivated user is refused
+# at most this long afterwards. 0: look the token up on every request.
+TOKEN_AUTH_CACHE_SECONDS = env.float("TOKEN_AUTH_CACHE_SECONDS", default=10.0)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Session booking API",

@@ -146,6 +146,16 @@ def redis_circuits_closed():
     redis_circuits_reset()
 
 
+@pytest.fixture(autouse=True)
+def token_memory_empty():
+    """Each test starts with no token remembered (booking_project/authentication.py)."""
+    from booking_project.authentication import token_memory
+
+    token_memory.clear()
+    yield
+    token_memory.clear()
+
+
 @pytest.fixture
 def counselor(db) -> User:
     return CounselorFactory()

@@ -13,7 +13,7 @@ from calendar_app.models import CalendarSlot, SlotStatus
 from holds_app.models import Hold, HoldStatus
 from meetings_app.models import Meeting, MeetingStatus
 from sessions_app.models import ManualIntervention, MeetingSaga, OutboxEvent, SagaState, Session, SessionStatus
-from sessions_app.outbox import outbox_event_publish
+from sessions_app.outbox import OUTBOX_HANDED_KEY, outbox_event_publish
 from tests.conftest import BOOK_URL, api_client_for, booking_body, detail_url
 from tests.factories import StaffFactory, future
 from tests.integration.conftest import wait_for
@@ -256,7 +256,8 @@ def test_a_lost_message_cannot_strand_a_session(people, sandbox, stack):
     stack.stop("worker")
     booked = book(people)
     event = OutboxEvent.objects.get(type__endswith=".session.created", payload__sessionId=booked["sessionId"])
-    assert event.published_at is not None  # published, so the relay will not send it again
+    # published and recorded as such on the broker, so the relay marks it and will not send it again
+    assert redis.Redis.from_url(stack.redis_url).sismember(OUTBOX_HANDED_KEY, str(event.id))
     redis.Redis.from_url(stack.redis_url).delete("celery")  # ... and the message is lost
     stack.start_worker()
 

@@ -48,6 +48,8 @@ def test_with_redis_stopped_every_request_answers_and_everything_reaches_the_pro
     assert (to_cancel.status, to_move.status, to_retry.status) == ("SCHEDULED", "SCHEDULED", "MEETING_FAILED")
     # (the throttles counted those bookings in the stack's Redis)
     assert redis.Redis.from_url(stack.redis_url).keys("*throttle:book:*")
+    # (and the relay marked what was published so far: it does so within a tick)
+    wait_for(lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(), what="the events marked")
 
     # when Redis stops, and the counselor books, reads, lists, cancels, moves and retries
     stack.stop_redis()
