@@ -115,23 +115,16 @@ async def _read(connection: Connection, path: str, result: Result) -> None:
 
 
 async def _closed_loop_reads(url, token, next_path, concurrency, seconds, warmup) -> Result:
-    result, scratch = Result(), Result()
-    connections = [Connection(url, token) for _ in range(concurrency)]
-    measuring_from = time.perf_counter() + warmup
-    stop_at = measuring_from + seconds
-
-    async def client(connection: Connection) -> None:
-        while (now := time.perf_counter()) < stop_at:
-            await _read(connection, next_path(), result if now >= measuring_from else scratch)
-
-    await asyncio.gather(*(client(c) for c in connections))
-    result.wall_seconds = seconds
-    for connection in connections:
-        await connection.close()
-    return result
+    return await _closed_loop_of(_read, url, token, next_path, concurrency, seconds, warmup)
 
 
 async def _closed_loop(url, token, next_body, concurrency, seconds, warmup) -> Result:
+    return await _closed_loop_of(_book, url, token, next_body, concurrency, seconds, warmup)
+
+
+async def _closed_loop_of(request, url, token, next_argument, concurrency, seconds, warmup) -> Result:
+    """`concurrency` clients, each sending `request(connection, next_argument(), result)` as soon as its last
+    one answered, for `seconds` after `warmup` seconds whose answers are not counted."""
     result, scratch = Result(), Result()
     connections = [Connection(url, token) for _ in range(concurrency)]
     measuring_from = time.perf_counter() + warmup
@@ -139,7 +132,7 @@ async def _closed_loop(url, token, next_body, concurrency, seconds, warmup) -> R
 
     async def client(connection: Connection) -> None:
         while (now := time.perf_counter()) < stop_at:
-            await _book(connection, next_body(), result if now >= measuring_from else scratch)
+            await request(connection, next_argument(), result if now >= measuring_from else scratch)
 
     await asyncio.gather(*(client(c) for c in connections))
     result.wall_seconds = seconds

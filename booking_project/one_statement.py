@@ -13,6 +13,15 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Model
+from psycopg import _queries as psycopg_queries
+
+# psycopg keeps the conversion of a query's placeholders (`%s` -> `$1`) in an LRU of 128 queries, but only for
+# queries under 4 KiB with at most 50 parameters: a guard against ORMs' multi-row INSERTs of ever-varying sizes.
+# The booking's one statement has one shape per class size, of 6-10 KiB and 100+ parameters, sent for every
+# booking: re-parsing it each time cost about a millisecond of the web's CPU per booking. Raised, the LRU still
+# holds at most 128 queries (a few MiB at worst).
+psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, 64 * 1024)
+psycopg_queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, 2000)
 
 
 @dataclass

@@ -120,3 +120,11 @@ def test_an_unknown_or_malformed_id_is_404_as_before(counselor):
     api = api_client_for(counselor)
     assert_error(api.get(detail_url("not-a-uuid")), 404, "NOT_FOUND")
     assert_error(api.get(detail_url("00000000-0000-0000-0000-000000000000")), 404, "NOT_FOUND")
+
+
+def test_the_actions_answer_byte_for_byte_what_the_serializer_answers(counselor):
+    from sessions_app.apis import session_representation
+
+    for session in sessions_of_every_kind(counselor):
+        loaded = sessions_visible_to(viewer=counselor).get(id=session.id)
+        assert JSONRenderer().render(session_representation(loaded)) == serializer_bytes(session, counselor)
