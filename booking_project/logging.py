@@ -248,6 +248,11 @@ CONSOLE_LINES: dict[str, Callable[[dict], str]] = {
     "session.rescheduled": lambda f: f"{_session(f)} rescheduled to {f.get('scheduledAt')}",
     "session.started": lambda f: f"{_session(f)} IN_PROGRESS ({_moved_by(f.get('via'))})",
     "session.completed": lambda f: f"{_session(f)} COMPLETED ({_moved_by(f.get('via'))})",
+    "provider_event.recorded": lambda f: (
+        f"{_provider(f.get('provider'))} says a meeting {f.get('kind')}"
+        + ("" if f.get("meetingId") else " (not one of ours: nothing changes)")
+    ),
+    "provider_event.repeated": lambda f: f"{_provider(f.get('provider'))} sent an event again: ignored",
     "notifications.calendar_synced": lambda f: (
         f"calendar event {f.get('status')} at {_provider(f.get('provider'))} for {_session(f)}"
     ),

@@ -131,6 +131,7 @@ def test_each_business_event_is_one_readable_line():
             "session.cancelled": {"sessionId": SESSION_ID, "operationId": SESSION_ID},
             "session.completed": {"sessionId": SESSION_ID, "via": "clock"},
             "session.started": {"sessionId": SESSION_ID, "via": "zoom_webhook"},
+            "provider_event.recorded": {"provider": "zoom", "kind": "started", "meetingId": None, "eventKey": "k"},
         }.items()
     }
 
@@ -141,6 +142,7 @@ def test_each_business_event_is_one_readable_line():
         "session 3f2a1b2c… cancelled",
         "session 3f2a1b2c… COMPLETED (its time came)",
         "session 3f2a1b2c… IN_PROGRESS (Zoom said so)",
+        "Zoom says a meeting started (not one of ours: nothing changes)",
     ]
     assert all("\n" not in line for line in lines.values())
 
