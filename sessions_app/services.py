@@ -15,7 +15,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from accounts_app.models import Role, User
-from accounts_app.selectors import people_get_by_ids
+from accounts_app.selectors import PersonStanding, people_get_by_ids, people_standing, person_standing_of
 from booking_project.errors import ApplicationError, InvalidState, NotFound, SlotConflict
 from booking_project.one_statement import Part, parts_run, rows_insert, rows_saved
 from calendar_app.models import CalendarSlot
@@ -115,31 +115,28 @@ def booking_participants_get(*, counselor: User, mentor_id: UUID, student_ids: l
     """The mentor, with their profile, once the people check out as for a booking (see _participants_check).
     Raises NotFound. One query."""
     people = people_get_by_ids(ids=[mentor_id, *student_ids])
-    _participants_check(counselor=counselor, people=people, mentor_id=mentor_id, student_ids=student_ids)
+    standing = {person_id: person_standing_of(person) for person_id, person in people.items()}
+    _participants_check(counselor=counselor, standing=standing, mentor_id=mentor_id, student_ids=student_ids)
     return people[mentor_id]
 
 
-def _participants_check(*, counselor: User, people: dict[UUID, User], mentor_id: UUID, student_ids: list[UUID]) -> None:
-    mentor = people.get(mentor_id)
+def _participants_check(
+    *, counselor: User, standing: dict[UUID, PersonStanding], mentor_id: UUID, student_ids: list[UUID]
+) -> None:
+    mentor = standing.get(mentor_id)
     if mentor is None or mentor.role != Role.MENTOR or not mentor.is_active:
         raise NotFound("No such mentor.", details={"mentorId": str(mentor_id)})
     unknown = [
         str(s)
         for s in student_ids
-        if (student := people.get(s)) is None
+        if (student := standing.get(s)) is None
         or student.role != Role.STUDENT
         or not student.is_active
-        or _counselor_id_of(student) != counselor.id
+        or student.counselor_id != counselor.id
     ]
     if unknown:
         # A student of another counselor is reported exactly like one that does not exist.
         raise NotFound("No such student among yours.", details={"studentIds": unknown})
-
-
-def _counselor_id_of(student: User) -> UUID | None:
-    # A person saved without a profile (possible from the admin) has no counselor, hence no booking.
-    profile = getattr(student, "profile", None)
-    return profile.counselor_id if profile is not None else None
 
 
 def session_book(
@@ -257,8 +254,10 @@ def _booking_write(booking: _Booking) -> BookingOutcome:
             if record is not None:
                 return BookingOutcome(session=record.session, replayed_response=record.response_body)
 
-        people = people_get_by_ids(ids=[booking.mentor_id, *student_ids])
-        _participants_check(counselor=counselor, people=people, mentor_id=booking.mentor_id, student_ids=student_ids)
+        standing = people_standing(ids=[booking.mentor_id, *student_ids])
+        _participants_check(
+            counselor=counselor, standing=standing, mentor_id=booking.mentor_id, student_ids=student_ids
+        )
 
         session_id = uuid.uuid4()
         parts: list[Part] = []
