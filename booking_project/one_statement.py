@@ -78,8 +78,8 @@ def _shape(model: type[Model], pk_generated: bool) -> tuple[list[Any], str, str,
     fields = [f for f in meta.concrete_fields if not (f is meta.auto_field and pk_generated)]
     return (
         fields,
-        _quote(meta.db_table),
-        ", ".join(_quote(f.column) for f in fields),
+        quoted(meta.db_table),
+        ", ".join(quoted(f.column) for f in fields),
         ", ".join(f"%s::{_cast_type(f)}" for f in fields),
     )
 
@@ -108,5 +108,6 @@ def _cast_type(f: Any) -> str:
     return head if tail.endswith(")") and "[" not in tail else db_type
 
 
-def _quote(name: str) -> str:
+def quoted(name: str) -> str:
+    """A table or column name as PostgreSQL reads it, for SQL written out around these statements."""
     return connection.ops.quote_name(name)

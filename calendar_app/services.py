@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import TypeVar
@@ -52,7 +53,7 @@ def slots_book(*, user_ids: Iterable[UUID], start: datetime, end: datetime, sess
     # A fixed order makes bookings that share people wait on each other less often; the deadlocks that
     # the exclusion check still allows are retried below.
     user_ids = sorted(user_ids)
-    return _exclusion_checked(
+    return slots_exclusion_checked(
         lambda: CalendarSlot.objects.bulk_create(
             slots_new(user_ids=user_ids, start=start, end=end, session_type=session_type)
         ),
@@ -62,12 +63,12 @@ def slots_book(*, user_ids: Iterable[UUID], start: datetime, end: datetime, sess
 
 def slots_new(*, user_ids: Iterable[UUID], start: datetime, end: datetime, session_type: str) -> list[CalendarSlot]:
     """The unsaved slots `slots_book` writes, in its order, for a caller that writes them in a statement of
-    its own (booking_project.one_statement). That statement's failure is read with `slots_refusal`."""
+    its own (booking_project.one_statement). Run it with `slots_exclusion_checked(savepoint=False)`."""
     during = DateTimeTZRange(start, end, "[)")
     return [CalendarSlot(user_id=u, during=during, session_type=session_type) for u in sorted(user_ids)]
 
 
-def slots_refusal(error: Exception) -> str | None:
+def _slots_refusal(error: Exception) -> str | None:
     """Why a write of slots failed: "overlap" (the no-overlap constraint refused it: a conflict), "deadlock"
     (two overlapping writes at the same instant; writing again answers for real), or None (anything else)."""
     if isinstance(error, IntegrityError) and _is_overlap_violation(error):
@@ -83,7 +84,7 @@ def slots_move(*, slot_ids: Iterable[UUID], start: datetime, end: datetime) -> i
     slot_ids = list(slot_ids)
     during = DateTimeTZRange(start, end, "[)")
     user_ids = CalendarSlot.objects.filter(id__in=slot_ids).values_list("user_id", flat=True)
-    return _exclusion_checked(
+    return slots_exclusion_checked(
         lambda: CalendarSlot.objects.filter(id__in=slot_ids, status=SlotStatus.BOOKED).update(
             during=during, updated_at=Now()
         ),
@@ -91,25 +92,27 @@ def slots_move(*, slot_ids: Iterable[UUID], start: datetime, end: datetime) -> i
     )
 
 
-def _exclusion_checked(write: Callable[[], T], *, conflicts: Callable[[], list[dict[str, str]]]) -> T:
-    """Run a write that the no-overlap constraint guards, in a savepoint; SlotConflict when it refuses."""
+def slots_exclusion_checked(
+    write: Callable[[], T], *, conflicts: Callable[[], list[dict[str, str]]], savepoint: bool = True
+) -> T:
+    """Run a write that the no-overlap constraint guards; SlotConflict (with `conflicts()`, read once the write
+    has rolled back) when it refuses. With `savepoint`, the write runs in one inside the caller's transaction;
+    without, `write` is a whole transaction of its own (the booking's one statement, sessions_app.services)."""
     for attempt in range(1, SLOT_INSERT_ATTEMPTS + 1):
         try:
             # The savepoint keeps the caller's transaction usable: to read the conflicts back, or to try again.
-            with transaction.atomic():
+            with transaction.atomic() if savepoint else nullcontext():
                 return write()
-        except IntegrityError as error:
-            if not _is_overlap_violation(error):
+        except (IntegrityError, OperationalError) as error:
+            refusal = _slots_refusal(error)
+            if refusal is None:
                 raise
-            break
-        except OperationalError as error:
             # Two transactions writing overlapping slots at the same instant each wait on the other's
             # exclusion check, and PostgreSQL aborts one. Writing again waits for the other to finish,
             # then answers for real: a conflict if it committed, success if it rolled back.
-            if _sqlstate(error) != DEADLOCK_DETECTED:
-                raise
-            if attempt == SLOT_INSERT_ATTEMPTS:
-                break
+            if refusal == "deadlock" and attempt < SLOT_INSERT_ATTEMPTS:
+                continue
+            break
     raise SlotConflict(details={"conflicts": conflicts()})
 
 

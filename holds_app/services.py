@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts_app.models import User
 from booking_project.errors import ApplicationError, InsufficientBalance
-from booking_project.one_statement import Part, rows_insert
+from booking_project.one_statement import Part, quoted, rows_insert
 from holds_app.models import SPENDING_HOLD_STATUSES, BalanceChange, Entitlement, Hold, HoldStatus
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def entitlements_lock(*, student_ids: Iterable[UUID], session_type: str) -> None
     # Written out: the ORM's compiling of this one read cost the booking more CPU than PostgreSQL's running it.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {_quote(Entitlement._meta.db_table)} WHERE student_id = ANY(%s) AND session_type = %s "
+            f"SELECT id FROM {quoted(Entitlement._meta.db_table)} WHERE student_id = ANY(%s) AND session_type = %s "
             "ORDER BY id FOR UPDATE",
             [sorted(set(student_ids)), session_type],
         )
@@ -71,7 +71,7 @@ def holds_take_parts(*, session_id: UUID, student_ids: Iterable[UUID], session_t
     student has one. Returns the parts and that condition, for the statement's other writes to share: when it
     is false nothing is written, and the caller raises with `holds_balance_check` on `balance`'s rows."""
     student_ids = sorted(set(student_ids))
-    hold, entitlement = _quote(Hold._meta.db_table), _quote(Entitlement._meta.db_table)
+    hold, entitlement = quoted(Hold._meta.db_table), quoted(Entitlement._meta.db_table)
     balance = Part(
         "balance",
         f"balance AS (SELECT s.student_id, e.id AS entitlement_id, COALESCE(e.units_bought - ("
@@ -90,10 +90,6 @@ def holds_take_parts(*, session_id: UUID, student_ids: Iterable[UUID], session_t
         extra={"student_id": student_ids},
     )
     return [balance, units_free, holds], guard
-
-
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 def holds_release(*, session_id: UUID) -> int:

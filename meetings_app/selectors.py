@@ -9,10 +9,6 @@ def providers_paused() -> frozenset[str]:
     return frozenset(ProviderPause.objects.filter(paused=True).values_list("provider", flat=True))
 
 
-def provider_paused(provider: str) -> bool:
-    return provider in providers_paused()
-
-
 def provider_pauses() -> list[ProviderPause]:
     """Every pausable provider's pause row (a provider never paused yet shows as running), for operators."""
     rows = {row.provider: row for row in ProviderPause.objects.select_related("paused_by")}

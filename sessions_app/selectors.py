@@ -115,11 +115,6 @@ def session_get_for_actor(*, actor: User, session_id: UUID) -> Session:
     return session
 
 
-def session_actionable_by(*, viewer: User, session: Session) -> bool:
-    """Whether the viewer may act on a session they can see (the booking counselor, or staff)."""
-    return _sees_everything(viewer) or session.counselor_id == viewer.id
-
-
 def _sees_everything(viewer: User) -> bool:
     return viewer.role == Role.STAFF or viewer.is_superuser
 

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.models import Role, User
@@ -20,13 +20,12 @@ from booking_project.errors import ApplicationError, InvalidState, NotFound, Slo
 from booking_project.one_statement import Part, parts_run, rows_insert, rows_saved
 from calendar_app.models import CalendarSlot
 from calendar_app.services import (
-    SLOT_INSERT_ATTEMPTS,
     slots_book,
     slots_cancel,
     slots_conflicting,
+    slots_exclusion_checked,
     slots_move,
     slots_new,
-    slots_refusal,
 )
 from holds_app.services import (
     entitlements_lock,
@@ -224,20 +223,13 @@ def _booking_made(booking: _Booking) -> BookingOutcome:
     """The booking's transaction, tried again when PostgreSQL broke a deadlock between two overlapping bookings
     by aborting this one (writing again then answers for real: a conflict if the other committed). A slot
     conflict is read once the transaction has rolled back (what stands in the way, committed)."""
-    for attempt in range(1, SLOT_INSERT_ATTEMPTS + 1):
-        try:
-            return _booking_write(booking)
-        except (IntegrityError, OperationalError) as error:
-            refusal = slots_refusal(error)
-            if refusal is None:
-                raise
-            if refusal == "deadlock" and attempt < SLOT_INSERT_ATTEMPTS:
-                continue
-            conflicts = slots_conflicting(
-                user_ids=[booking.mentor_id, *booking.student_ids], start=booking.start, end=booking.end
-            )
-            raise SlotConflict(details={"conflicts": conflicts}) from None
-    raise AssertionError("unreachable")
+    return slots_exclusion_checked(
+        lambda: _booking_write(booking),
+        conflicts=lambda: slots_conflicting(
+            user_ids=[booking.mentor_id, *booking.student_ids], start=booking.start, end=booking.end
+        ),
+        savepoint=False,
+    )
 
 
 def _booking_write(booking: _Booking) -> BookingOutcome:
