@@ -19,7 +19,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts_app.selectors import person_time_zone
 from booking_project.api import (
     RETRY_AFTER_HEADER,
     AwareDateTimeField,
@@ -33,13 +32,11 @@ from booking_project.api import (
 )
 from booking_project.errors import ApplicationError, NotFound
 from booking_project.throttles import ActionThrottle, AvailabilityThrottle, BookThrottle
-from calendar_app.busy import mentor_calendar_busy
 from meetings_app.models import MeetingProvider
 from sessions_app.availability import (
     AVAILABILITY_MAX_DAYS,
     STEP_DEFAULT_MINUTES,
-    availability_starts,
-    free_times_render,
+    free_times_read,
 )
 from sessions_app.idempotency import IdempotentRequest, booking_fingerprint
 from sessions_app.models import Session, SessionStatus
@@ -540,26 +537,21 @@ class AvailabilityApi(APIView):
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
         mentor = booking_participants_get(counselor=request.user, mentor_id=f["mentorId"], student_ids=f["studentIds"])
-        time_zone = person_time_zone(user=request.user)
-        duration = timedelta(minutes=f["duration"])
-        # The mentor's own calendar (a short read, cached; one that does not answer in time is skipped).
-        calendar = mentor_calendar_busy(mentor=mentor, start=f["from"], end=f["to"] + duration)
-        starts = availability_starts(
+        free = free_times_read(
+            reader=request.user,
             mentor=mentor,
             student_ids=f["studentIds"],
             duration_minutes=f["duration"],
             start=f["from"],
             end=f["to"],
-            time_zone=time_zone,
             step_minutes=f.get("step") or STEP_DEFAULT_MINUTES,
             meeting_provider=f.get("meetingProvider"),
-            outside_busy=calendar.busy,
         )
         return Response(
             {
-                "timeZone": time_zone,
-                "slots": free_times_render(starts, time_zone=time_zone),
-                "calendarsChecked": calendar.checked,
-                "calendarsSkipped": calendar.skipped,
+                "timeZone": free.time_zone,
+                "slots": free.slots,
+                "calendarsChecked": free.calendar.checked,
+                "calendarsSkipped": free.calendar.skipped,
             }
         )

@@ -8,6 +8,7 @@ what only guides an offer: the mentor's working hours and their own calendar's b
 import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from accounts_app.models import User
 from accounts_app.selectors import people_get_by_ids, person_time_zone
-from calendar_app.busy import mentor_calendar_busy
+from calendar_app.busy import CalendarBusy, mentor_calendar_busy
 from calendar_app.selectors import mentor_working_ranges, ranges_merge, slots_busy_between
 from sessions_app.rules import booking_latest_start
 
@@ -137,10 +138,46 @@ def availability_suggestions(
     mentor = people_get_by_ids(ids=[mentor_id]).get(mentor_id)
     if mentor is None or settings.AVAILABILITY_SUGGESTIONS <= 0:
         return []
+    return free_times_read(
+        reader=reader,
+        mentor=mentor,
+        student_ids=student_ids,
+        duration_minutes=duration_minutes,
+        start=after + timedelta(minutes=1),
+        end=after + timedelta(days=settings.AVAILABILITY_SUGGESTION_DAYS),
+        meeting_provider=meeting_provider,
+        excluding_slot_ids=excluding_slot_ids,
+        limit=settings.AVAILABILITY_SUGGESTIONS,
+    ).slots
+
+
+@dataclass(frozen=True)
+class FreeTimes:
+    time_zone: str
+    # [{"start", "end"}] in `time_zone`
+    slots: list[dict[str, str]]
+    # The mentor's own calendar: which answered (counted), which did not (skipped).
+    calendar: CalendarBusy
+
+
+def free_times_read(
+    *,
+    reader: User,
+    mentor: User,
+    student_ids: Sequence[UUID],
+    duration_minutes: int,
+    start: datetime,
+    end: datetime,
+    step_minutes: int = STEP_DEFAULT_MINUTES,
+    meeting_provider: str | None = None,
+    excluding_slot_ids: Iterable[UUID] = (),
+    limit: int | None = None,
+) -> FreeTimes:
+    """The free starts in [start, end) in the reader's time zone, the mentor's own calendar counted (a short
+    read, cached; one that does not answer in time is skipped): what the availability API answers, and what a
+    conflict suggests."""
     time_zone = person_time_zone(user=reader)
-    start = after + timedelta(minutes=1)
-    end = after + timedelta(days=settings.AVAILABILITY_SUGGESTION_DAYS)
-    outside_busy = mentor_calendar_busy(mentor=mentor, start=start, end=end + timedelta(minutes=duration_minutes)).busy
+    calendar = mentor_calendar_busy(mentor=mentor, start=start, end=end + timedelta(minutes=duration_minutes))
     starts = availability_starts(
         mentor=mentor,
         student_ids=student_ids,
@@ -148,12 +185,13 @@ def availability_suggestions(
         start=start,
         end=end,
         time_zone=time_zone,
+        step_minutes=step_minutes,
         meeting_provider=meeting_provider,
-        outside_busy=outside_busy,
+        outside_busy=calendar.busy,
         excluding_slot_ids=excluding_slot_ids,
-        limit=settings.AVAILABILITY_SUGGESTIONS,
+        limit=limit,
     )
-    return free_times_render(starts, time_zone=time_zone)
+    return FreeTimes(time_zone=time_zone, slots=free_times_render(starts, time_zone=time_zone), calendar=calendar)
 
 
 def free_times_render(starts: Iterable[Range], *, time_zone: str) -> list[dict[str, str]]:
