@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # What the clock reads and moves; the provider events also move a SCHEDULED session straight to COMPLETED
 # when its start event was lost.
 _STARTABLE = (SessionStatus.SCHEDULED,)
-_COMPLETABLE = (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS)
+COMPLETABLE_STATUSES = (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS)
 # How many sessions one tick moves at most, per kind of move; the next tick takes the rest.
 CLOCK_BATCH_SIZE = 200
 
@@ -55,12 +55,12 @@ def sessions_clock_tick(*, now: datetime | None = None, batch_size: int = CLOCK_
         F("duration_minutes") * timedelta(minutes=1), output_field=DurationField()
     )
     due_to_complete = (
-        Session.objects.filter(status__in=_COMPLETABLE)
+        Session.objects.filter(status__in=COMPLETABLE_STATUSES)
         .alias(ends_at=ends_at)
         .filter(ends_at__lte=now - timedelta(minutes=settings.AUTO_COMPLETE_AFTER_MINUTES))
     )
     completed = sum(
-        _session_claim_and(session_id, statuses=_COMPLETABLE, move=_complete_by_clock)
+        _session_claim_and(session_id, statuses=COMPLETABLE_STATUSES, move=_complete_by_clock)
         for session_id in _due_ids(due_to_complete, batch_size)
     )
     due_to_start = Session.objects.filter(status__in=_STARTABLE, scheduled_at__lte=now)
@@ -165,7 +165,7 @@ def session_meeting_ended(*, meeting_id: UUID, at: datetime, via: str, started_a
     session = _session_of_meeting_lock(meeting_id)
     if session is None:
         return False
-    if session.status in _COMPLETABLE:
+    if session.status in COMPLETABLE_STATUSES:
         session_finish(session=session, ended_at=at, actor=None, via=via, started_at=started_at)
         return True
     if session.status == SessionStatus.COMPLETED and session.ended_at is None:

@@ -42,7 +42,7 @@ from sessions_app.idempotency import (
     idempotency_claim,
     idempotency_record_new,
 )
-from sessions_app.life import session_finish
+from sessions_app.life import COMPLETABLE_STATUSES, session_finish
 from sessions_app.meeting_operations import meeting_operation_start
 from sessions_app.models import (
     AuditAction,
@@ -509,17 +509,13 @@ def session_complete(*, session_id: UUID, actor: User, via: str = "api", now: da
     now = now or timezone.now()
     with transaction.atomic(durable=True):
         session = _session_lock(session_id)
-        if session.status in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS) and session.scheduled_at > now:
+        if session.status in COMPLETABLE_STATUSES and session.scheduled_at > now:
             # Completing ahead of time would spend the student's unit for a session that may not happen.
             raise InvalidState(
                 "A session cannot be completed before it starts.",
                 details={"status": session.status, "requested": SessionStatus.COMPLETED},
             )
-        if session.status not in (SessionStatus.SCHEDULED, SessionStatus.IN_PROGRESS):
-            raise InvalidState(
-                f"A {session.status} session cannot be completed.",
-                details={"status": session.status, "requested": SessionStatus.COMPLETED},
-            )
+        # Any other status is refused by the state machine (session_transition): InvalidState.
         return session_finish(session=session, ended_at=None, actor=actor, via=via)
 
 
