@@ -298,7 +298,7 @@ class SessionListApi(APIView):
         )
         paginator = SessionListPagination()
         page = paginator.paginate_queryset(sessions, request, view=self)
-        return paginator.get_paginated_response(SessionOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response([session_representation(session) for session in page])
 
 
 class SessionDetailApi(APIView):
